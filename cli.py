@@ -1,0 +1,38 @@
+"""The `openfirst` console script: a thin argparse front; library errors become CLI errors here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from router import cli_data, cli_router
+
+    parser = argparse.ArgumentParser(prog="openfirst", description="Run LLM work on open models; route the rest.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cli_router.register(sub)
+    bench = sub.add_parser("bench", help="benchmarks: results go under benchmarks/results/")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    cli_router.register_bench(bench_sub)
+    cli_data.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from router.errors import OpenFirstError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except OpenFirstError as exc:
+        print(f"openfirst: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("openfirst: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

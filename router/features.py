@@ -1,0 +1,72 @@
+"""Cheap text features beside the sentence embedding.
+
+Each feature group is named, so the artifact records exactly which were used and
+the router recomputes the same ones at routing time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Sequence
+
+import numpy as np
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"\w+")
+_SENTENCE = re.compile(r"[.!?](?:\s|$)")
+
+TEXT_STAT_NAMES = (
+    "log_chars", "log_words", "log_numbers", "log_distinct_numbers", "log_max_number", "sentences",
+    "newlines", "question_marks", "mean_word_len", "digit_frac", "upper_frac", "symbol_frac",
+)
+FEATURE_GROUPS = ("embedding", "text_stats")
+
+
+def text_stats(text: str) -> list[float]:
+    """Length and surface statistics of one query (length is RouteLLM's strongest cheap baseline)."""
+    n = max(len(text), 1)
+    words = _WORD.findall(text)
+    numbers = _NUMBER.findall(text)
+    values = []
+    for num in numbers:
+        try:
+            values.append(float(num.replace(",", "")))
+        except ValueError:
+            continue
+    digits = sum(ch.isdigit() for ch in text)
+    upper = sum(ch.isupper() for ch in text)
+    symbols = sum(not ch.isalnum() and not ch.isspace() for ch in text)
+    return [
+        math.log1p(len(text)),
+        math.log1p(len(words)),
+        math.log1p(len(numbers)),
+        math.log1p(len(set(numbers))),
+        math.log1p(max(values, default=0.0)) if values else 0.0,
+        float(len(_SENTENCE.findall(text))),
+        float(text.count("\n")),
+        float(text.count("?")),
+        (sum(len(w) for w in words) / len(words)) if words else 0.0,
+        digits / n,
+        upper / n,
+        symbols / n,
+    ]
+
+
+def text_stat_matrix(texts: Sequence[str]) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, len(TEXT_STAT_NAMES)))
+    return np.asarray([text_stats(t) for t in texts], dtype=np.float64)
+
+
+def build_features(groups: Sequence[str], embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """Concatenate the named feature groups, in FEATURE_GROUPS order."""
+    parts = []
+    for g in FEATURE_GROUPS:
+        if g not in groups:
+            continue
+        parts.append(np.asarray(embeddings, dtype=np.float64) if g == "embedding" else text_stat_matrix(texts))
+    unknown = set(groups) - set(FEATURE_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown feature group(s): {sorted(unknown)}; known: {list(FEATURE_GROUPS)}")
+    return np.hstack(parts)

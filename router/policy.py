@@ -1,0 +1,98 @@
+"""Operating point: the threshold on the routing score chosen for one target.
+
+Chosen on out-of-fold scores: a frontier-call share (at most X), a quality target
+(at least X of always-frontier accuracy, at the smallest share), or a budget (mean
+USD per query at most X, best accuracy within it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.errors import ConfigError
+
+DEFAULT_LOCAL_COST = 0.0005  # USD per query: an 8B-class model on a self-hosted GPU (illustrative default)
+DEFAULT_FRONTIER_COST = 0.01  # USD per query: a GPT-4-class API call of ~1k tokens in, 200 out (illustrative)
+NEVER = 1e9  # threshold that routes nothing to the frontier (JSON has no infinity)
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["frontier_share", "quality", "budget"]
+    value: float = Field(ge=0)
+
+    def model_post_init(self, _ctx) -> None:
+        if self.kind in ("frontier_share", "quality") and self.value > 1:
+            raise ConfigError(f"--target-{self.kind.replace('_', '-')} must be in [0, 1], got {self.value}")
+
+
+class OperatingPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: Target
+    threshold: float
+    frontier_share: float
+    expected_accuracy: float
+    expected_cost: float
+    met: bool
+    note: str = ""
+
+
+def fill_costs(n: int, local_cost: np.ndarray | None, frontier_cost: np.ndarray | None,
+               default_local: float = DEFAULT_LOCAL_COST, default_frontier: float = DEFAULT_FRONTIER_COST
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query costs, with missing values (NaN) replaced by the defaults."""
+    lc = np.full(n, default_local) if local_cost is None else np.where(np.isnan(local_cost), default_local, local_cost)
+    fc = (np.full(n, default_frontier) if frontier_cost is None
+          else np.where(np.isnan(frontier_cost), default_frontier, frontier_cost))
+    return lc.astype(float), fc.astype(float)
+
+
+def threshold_curve(score: np.ndarray, local_score, frontier_score, local_cost, frontier_cost):
+    """Thresholds aligned with the routing curve's tie-block boundaries (frontier iff score >= t)."""
+    from router.metrics import routing_curve
+
+    curve = routing_curve(score, local_score, frontier_score, local_cost, frontier_cost)
+    s = np.sort(np.asarray(score, float))[::-1]
+    k = np.rint(curve.share * len(s)).astype(int)
+    thresholds = np.where(k == 0, NEVER, s[np.maximum(k - 1, 0)])
+    return curve, thresholds
+
+
+def choose_operating_point(score, local_score, frontier_score, local_cost, frontier_cost, target: Target
+                           ) -> OperatingPoint:
+    curve, thr = threshold_curve(score, local_score, frontier_score, local_cost, frontier_cost)
+    share, acc, cost = curve.share, curve.accuracy, curve.cost
+    met, note = True, ""
+    if target.kind == "frontier_share":
+        j = int(np.flatnonzero(share <= target.value + 1e-12)[-1])
+    elif target.kind == "quality":
+        goal = target.value * curve.acc_frontier
+        ok = np.flatnonzero(acc >= goal - 1e-12)
+        if ok.size:
+            j = int(ok[0])
+        else:
+            j, met = int(np.argmax(acc)), False
+            note = f"no threshold reaches {target.value:.0%} of frontier accuracy; using the most accurate one"
+    else:
+        ok = np.flatnonzero(cost <= target.value + 1e-12)
+        if ok.size:
+            j = int(ok[np.argmax(acc[ok])])
+        else:
+            j, met = 0, False
+            note = f"even all-local costs {cost[0]:.6f} USD/query, above the budget; routing everything local"
+    return OperatingPoint(target=target, threshold=float(thr[j]), frontier_share=float(share[j]),
+                          expected_accuracy=float(acc[j]), expected_cost=float(cost[j]), met=met, note=note)
+
+
+def target_from_flags(frontier_share: float | None, quality: float | None, budget: float | None) -> Target:
+    given = [(k, v) for k, v in (("frontier_share", frontier_share), ("quality", quality), ("budget", budget))
+             if v is not None]
+    if len(given) > 1:
+        raise ConfigError("give at most one of --target-frontier-share, --target-quality, --budget")
+    kind, value = given[0] if given else ("quality", 0.95)
+    return Target(kind=kind, value=value)
