@@ -12,7 +12,7 @@ from router.artifact import load_artifact, save_artifact
 from router.embeddings import Embedder
 from router.errors import ArtifactError, ConfigError
 from router.heads import Head
-from router.scorer import RoutingScorer
+from router.scorer import EnsembleScorer, RoutingScorer
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Decision:
 
 
 class Router:
-    def __init__(self, scorer: RoutingScorer, threshold: float, config: dict[str, Any],
+    def __init__(self, scorer: EnsembleScorer, threshold: float, config: dict[str, Any],
                  embedder: Embedder | None = None):
         self.scorer = scorer
         self.threshold = float(threshold)
@@ -51,37 +51,34 @@ class Router:
     # -- persistence ------------------------------------------------------------
     def save(self, path: Path | str) -> Path:
         arrays: dict[str, np.ndarray] = {}
-        heads = {"local": self.scorer.local_head_}
-        if self.scorer.frontier_head_ is not None:
-            heads["frontier"] = self.scorer.frontier_head_
-        for name, head in heads.items():
-            arrays.update({f"{name}/{k}": v for k, v in head.state_.items()})
+        members = []
+        for i, m in enumerate(self.scorer.members):
+            heads = {"local": m.local_head_}
+            if m.frontier_head_ is not None:
+                heads["frontier"] = m.frontier_head_
+            for name, head in heads.items():
+                arrays.update({f"m{i}/{name}/{k}": v for k, v in head.state_.items()})
+            members.append(dict(m.describe(), platt=list(m.platt_), heads={n: h.describe() for n, h in heads.items()}))
         config = dict(self.config, threshold=self.threshold,
-                      scorer=dict(self.scorer.describe(), platt=list(self.scorer.platt_)),
-                      heads={name: h.describe() for name, h in heads.items()})
+                      scorer={"members": members, "stats": [list(s) for s in self.scorer.stats_]})
         return save_artifact(path, config, arrays)
 
     @classmethod
     def load(cls, path: Path | str, embedder: Embedder | None = None) -> "Router":
         config, arrays = load_artifact(path)
         try:
-            desc = config["scorer"]
-            scorer = RoutingScorer(desc["label"], desc["family"], desc["params"], desc["features"], desc["seed"])
-            heads = {}
-            for name, hdesc in config["heads"].items():
-                state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(name + "/")}
-                heads[name] = Head.from_state(hdesc, state)
-            scorer.local_head_ = heads["local"]
-            scorer.frontier_head_ = heads.get("frontier")
-            scorer.platt_ = tuple(float(x) for x in desc["platt"])
+            members = [_member_from(i, desc, arrays) for i, desc in enumerate(config["scorer"]["members"])]
+            scorer = EnsembleScorer(members)
+            scorer.stats_ = [(float(a), float(b)) for a, b in config["scorer"]["stats"]]
             dim = int(config["embedder"]["dimension"])
             threshold = float(config["threshold"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ArtifactError(f"{path}: incompatible router artifact ({type(exc).__name__}: {exc})") from exc
-        if "embedding" in scorer.features and heads["local"].state_["mean"].shape[0] < dim:
-            raise ArtifactError(f"{path}: arrays do not match the embedding dimension {dim}")
-        if scorer.label == "gain" and scorer.frontier_head_ is None:
-            raise ArtifactError(f"{path}: label mode 'gain' but no frontier head stored")
+        if not members or len(scorer.stats_) != len(members):
+            raise ArtifactError(f"{path}: incompatible router artifact (member count)")
+        for m in members:
+            if "embedding" in m.features and m.local_head_.state_["mean"].shape[0] < dim:
+                raise ArtifactError(f"{path}: arrays do not match the embedding dimension {dim}")
         return cls(scorer, threshold, config, embedder)
 
     # -- routing ----------------------------------------------------------------
@@ -108,7 +105,24 @@ class Router:
 
     def _decide(self, score: float, p: float) -> Decision:
         frontier = score >= self.threshold
-        what = "expected gain from the frontier" if self.scorer.label == "gain" else "1 - p_success"
+        what = "routing score (z-scored expected frontier gain)" if self.scorer.label == "gain" else "routing score (z-scored 1 - p_success)"
         reason = f"{what} {score:.4f} {'>=' if frontier else '<'} threshold {self.threshold:.4f}"
         return Decision("frontier" if frontier else "local", p, self.threshold, score, reason)
 
+
+
+def _member_from(i: int, desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> RoutingScorer:
+    scorer = RoutingScorer(desc["label"], desc["family"], desc["params"], desc["features"], desc["seed"])
+    heads = {}
+    for name, hdesc in desc["heads"].items():
+        prefix = f"m{i}/{name}/"
+        state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        if not state:
+            raise ArtifactError(f"artifact lacks the arrays of member {i} head {name!r}")
+        heads[name] = Head.from_state(hdesc, state)
+    if desc["label"] == "gain" and "frontier" not in heads:
+        raise ArtifactError(f"member {i}: label mode 'gain' but no frontier head stored")
+    scorer.local_head_ = heads["local"]
+    scorer.frontier_head_ = heads.get("frontier")
+    scorer.platt_ = tuple(float(x) for x in desc["platt"])
+    return scorer

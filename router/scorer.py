@@ -96,3 +96,41 @@ class RoutingScorer:
     def describe(self) -> dict[str, Any]:
         return {"label": self.label, "family": self.family, "params": self.params or {},
                 "features": list(self.features), "seed": self.seed}
+
+
+class EnsembleScorer:
+    """Mean of the members' standardised routing scores (the top configurations of a study).
+
+    Averaging the best few trials makes the result robust to the selection noise of a
+    single winner. `p_success` comes from the first (best) member, which is calibrated.
+    """
+
+    def __init__(self, members: Sequence[RoutingScorer]):
+        self.members = list(members)
+
+    @property
+    def label(self) -> str:
+        return "gain" if any(m.label == "gain" for m in self.members) else "local"
+
+    def fit(self, embeddings, texts, local_score, frontier_score=None, groups=None) -> "EnsembleScorer":
+        stats = []
+        for i, m in enumerate(self.members):
+            m.calibrate = i == 0
+            m.fit(embeddings, texts, local_score, frontier_score if m.label == "gain" else None, groups)
+            raw, _ = m.score_and_p(embeddings, texts)
+            stats.append((float(raw.mean()), float(raw.std()) or 1.0))
+        self.stats_ = stats
+        return self
+
+    def score_and_p(self, embeddings, texts) -> tuple[np.ndarray, np.ndarray]:
+        if not hasattr(self, "stats_"):
+            raise NotFittedError("the ensemble is not fitted yet; call fit() first")
+        total, p0 = 0.0, None
+        for m, (mu, sd) in zip(self.members, self.stats_):
+            raw, p = m.score_and_p(embeddings, texts)
+            total = total + (raw - mu) / sd
+            p0 = p if p0 is None else p0
+        return total / len(self.members), p0
+
+    def describe(self) -> dict[str, Any]:
+        return {"members": [m.describe() for m in self.members], "stats": self.stats_}

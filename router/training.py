@@ -15,7 +15,7 @@ from router.errors import ConfigError
 from router.metrics import routing_curve, summarize
 from router.policy import OperatingPoint, Target, choose_operating_point, fill_costs
 from router.records import OutcomeLog
-from router.tuning import Data, NestedResult, TuneOptions, fit_scorer, make_data, nested_cv, tune
+from router.tuning import Data, NestedResult, TuneOptions, fit_ensemble, make_data, nested_cv, tune
 
 
 @dataclass
@@ -68,7 +68,7 @@ def train_router(log: OutcomeLog, embedder: Embedder, opts: TuneOptions, target:
     start = time.perf_counter()
     with tqdm(total=opts.trials, desc="final study", unit="trial", disable=not opts.show_progress) as bar:
         final = tune(cv.data, opts, f"{opts.study_name}-final", bar)
-    scorer = fit_scorer(final.config, cv.data, opts.seed)
+    scorer = fit_ensemble(final.configs, cv.data, opts.seed)
     # OOF scores come from per-fold winners; rescale them onto the final scorer's score
     # scale by matching quantiles, so the share/quality target transfers to the final model.
     full_score, _ = scorer.score_and_p(cv.data.embeddings, cv.data.texts)
@@ -82,12 +82,12 @@ def train_router(log: OutcomeLog, embedder: Embedder, opts: TuneOptions, target:
         "source": log.source,
         "has_frontier_score": log.has_frontier,
         "cv": {"outer_folds": opts.outer_folds, "inner_folds": opts.inner_folds, "trials": opts.trials,
-               "seed": opts.seed, "fold_configs": [r.config for r in cv.nested.fold_results],
+               "seed": opts.seed, "fold_configs": [r.configs for r in cv.nested.fold_results],
                "fold_inner_apgr": [r.value for r in cv.nested.fold_results]},
         "metrics": summarize(curve),
         "operating_point": op_oof.model_dump(),
-        "final_config": final.config,
-        "final_inner_apgr": final.value,
+        "final_configs": final.configs,
+        "final_inner_apgr": final.values,
         "seconds": {"cross_validation": cv.seconds, "final": time.perf_counter() - start},
     }
     config = {

@@ -11,6 +11,7 @@ folds the search never saw.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from router.errors import ConfigError
 from router.heads import FAMILIES
 from router.metrics import routing_curve
-from router.scorer import RoutingScorer, binarize
+from router.scorer import EnsembleScorer, RoutingScorer, binarize
 
 FEATURE_SETS = {"emb": ("embedding",), "emb+stats": ("embedding", "text_stats"), "stats": ("text_stats",)}
 
@@ -39,6 +40,7 @@ class TuneOptions(BaseModel):
     families: tuple[str, ...] = FAMILIES
     label_modes: tuple[str, ...] = ("local", "gain")
     timeout_s: float | None = Field(None, gt=0)
+    ensemble_size: int = Field(5, ge=1, le=50, description="average the scores of this many best trials")
     show_progress: bool = True
 
     def storage_url(self) -> str | None:
@@ -113,11 +115,20 @@ def config_from_params(p: dict[str, Any]) -> dict[str, Any]:
     return {"label": p["label"], "family": family, "params": params, "features": list(FEATURE_SETS[p["features"]])}
 
 
+def make_scorer(config: dict[str, Any], seed: int, calibrate: bool = True) -> RoutingScorer:
+    return RoutingScorer(config["label"], config["family"], config["params"], config["features"], seed=seed,
+                         calibrate=calibrate)
+
+
 def fit_scorer(config: dict[str, Any], data: Data, seed: int, calibrate: bool = True) -> RoutingScorer:
-    scorer = RoutingScorer(config["label"], config["family"], config["params"], config["features"], seed=seed,
-                           calibrate=calibrate)
+    scorer = make_scorer(config, seed, calibrate)
     return scorer.fit(data.embeddings, data.texts, data.local_score,
                       data.frontier_score if config["label"] == "gain" else None, data.groups)
+
+
+def fit_ensemble(configs: Sequence[dict[str, Any]], data: Data, seed: int) -> EnsembleScorer:
+    return EnsembleScorer([make_scorer(c, seed) for c in configs]).fit(
+        data.embeddings, data.texts, data.local_score, data.frontier_score, data.groups)
 
 
 def cv_apgr(config: dict[str, Any], data: Data, splits, seed: int, report: Callable[[int, float], None] | None = None
@@ -137,9 +148,17 @@ def cv_apgr(config: dict[str, Any], data: Data, splits, seed: int, report: Calla
 
 @dataclass
 class StudyResult:
-    config: dict[str, Any]
-    value: float
+    configs: list[dict[str, Any]]  # best first, distinct
+    values: list[float]
     n_trials: int
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.configs[0]
+
+    @property
+    def value(self) -> float:
+        return self.values[0]
 
 
 def tune(data: Data, opts: TuneOptions, study_name: str, progress=None) -> StudyResult:
@@ -148,7 +167,9 @@ def tune(data: Data, opts: TuneOptions, study_name: str, progress=None) -> Study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     splits = folds(data, opts.inner_folds, opts.seed)
-    sampler = optuna.samplers.TPESampler(seed=opts.seed, multivariate=True, group=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=opts.seed, multivariate=True, group=True)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=8, n_warmup_steps=0)
     study = optuna.create_study(study_name=study_name, storage=opts.storage_url(), sampler=sampler, pruner=pruner,
                                 direction="maximize", load_if_exists=True)
@@ -168,8 +189,15 @@ def tune(data: Data, opts: TuneOptions, study_name: str, progress=None) -> Study
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise ConfigError(f"study {study_name!r} finished no trial", hint="raise --trials or the timeout")
-    best = study.best_trial
-    return StudyResult(config_from_params(best.params), float(best.value), len(study.trials))
+    configs, values = [], []
+    for t in sorted(done, key=lambda t: -t.value):
+        config = config_from_params(t.params)
+        if config not in configs:
+            configs.append(config)
+            values.append(float(t.value))
+        if len(configs) == opts.ensemble_size:
+            break
+    return StudyResult(configs, values, len(study.trials))
 
 
 @dataclass
@@ -189,7 +217,7 @@ def nested_cv(data: Data, opts: TuneOptions, progress=None) -> NestedResult:
     results = []
     for k, (tr, te) in enumerate(folds(data, opts.outer_folds, opts.seed)):
         res = tune(data.take(tr), opts, f"{opts.study_name}-outer{k}", progress)
-        scorer = fit_scorer(res.config, data.take(tr), opts.seed)
+        scorer = fit_ensemble(res.configs, data.take(tr), opts.seed)
         test = data.take(te)
         score[te], p[te] = scorer.score_and_p(test.embeddings, test.texts)
         fold_of[te] = k

@@ -1,0 +1,107 @@
+"""The CLI end to end on a small slice of real data (RouteLLM GSM8K), with the real MiniLM embedder."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cli import main
+from router.public_data import load_routellm_gsm8k
+
+FAST = ["--trials", "3", "--outer-folds", "2", "--inner-folds", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def slice_log(tmp_path_factory, data_dir, cache_dir):
+    log = load_routellm_gsm8k(data_dir).subset(np.arange(160))
+    path = tmp_path_factory.mktemp("logs") / "gsm8k-slice.jsonl"
+    log.write_jsonl(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(slice_log, tmp_path_factory):
+    out = tmp_path_factory.mktemp("routers") / "r"
+    assert main(["train", str(slice_log), "--out", str(out), "--seed", "7", "--target-frontier-share", "0.3", *FAST]) == 0
+    return out
+
+
+def run_json(capsys, argv):
+    capsys.readouterr()
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_train_writes_artifact_with_metrics(trained):
+    cfg = json.loads((trained / "router.json").read_text())
+    op = cfg["operating_point"]
+    assert op["target"] == {"kind": "frontier_share", "value": 0.3}
+    assert op["frontier_share"] <= 0.3
+    for key in ("apgr", "cpt50", "cpt80"):
+        assert key in cfg["training"]["metrics"]
+    assert cfg["embedder"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_route_arguments_and_stdin(trained, capsys, monkeypatch):
+    import io
+
+    assert main(["route", "--router", str(trained), "What is 2 + 2?"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["target"] in ("local", "frontier") and 0 <= d["p_success"] <= 1 and "threshold" in d
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"id": 1, "query": "a"}\n"b"\n'))
+    assert main(["route", "--router", str(trained)]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[0]["id"] == 1 and len(lines) == 2
+
+
+def test_eval_json_keys(trained, slice_log, capsys):
+    out = run_json(capsys, ["eval", "--router", str(trained), str(slice_log), "--json", "--no-progress"])
+    for key in ("apgr", "cpt50", "cpt80", "operating_point", "baselines"):
+        assert key in out
+    names = {b["router"] for b in out["baselines"]}
+    assert {"random", "always_local", "always_frontier", "query_length", "oracle"} <= names
+
+
+def test_bench_router_writes_results(slice_log, tmp_path, capsys):
+    out = run_json(capsys, ["bench", "router", str(slice_log), "--json", "--out-dir", str(tmp_path), *FAST])
+    assert {"apgr", "cpt50", "cpt80", "cost_saving_vs_frontier"} <= set(out)
+    assert 0.0 < out["apgr"] < 1.5
+    stem = "router-gsm8k-slice"
+    assert (tmp_path / f"{stem}.json").exists() and (tmp_path / f"{stem}.md").exists()
+    assert (tmp_path / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_same_seed_same_router(slice_log, trained, tmp_path):
+    again = tmp_path / "again"
+    assert main(["train", str(slice_log), "--out", str(again), "--seed", "7", "--target-frontier-share", "0.3",
+                 *FAST]) == 0
+    a, b = (json.loads((p / "router.json").read_text()) for p in (trained, again))
+    assert a["arrays_sha256"] == b["arrays_sha256"]
+    assert a["threshold"] == b["threshold"]
+
+
+def test_bad_log_fails_with_line_number(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "x", "local_score": 1}\n{"query": "y", "local_score": 7}\n')
+    assert main(["train", str(bad), "--out", str(tmp_path / "r"), *FAST]) == 2
+    assert f"{bad}:2" in capsys.readouterr().err
+
+
+def test_column_mapping_and_skip_bad_lines(tmp_path, data_dir, cache_dir, capsys):
+    import csv
+
+    log = load_routellm_gsm8k(data_dir).subset(np.arange(80))
+    path = tmp_path / "team.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["prompt", "ok_8b", "ok_gpt4"])
+        w.writerows([q, bool(a), bool(b)] for q, a, b in zip(log.queries, log.local_score, log.frontier_score))
+        w.writerow(["", True, True])
+    cols = [str(path), "--query-column", "prompt", "--local-score-column", "ok_8b", "--frontier-score-column",
+            "ok_gpt4", *FAST]
+    assert main(["bench", "router", *cols, "--out-dir", str(tmp_path)]) == 2
+    assert f"{path}:82: empty query" in capsys.readouterr().err
+    assert main(["bench", "router", *cols, "--skip-bad-lines", "--json", "--out-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["records"] == 80
+    assert "skipped 1 bad line" in captured.err
