@@ -15,10 +15,17 @@ import numpy as np
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"\w+")
 _SENTENCE = re.compile(r"[.!?](?:\s|$)")
+_FRACTION = re.compile(r"\d\s*/\s*\d")
+# connectives and quantity words: how many steps and comparisons a question chains together
+_STEP_WORDS = re.compile(
+    r"\b(?:and|then|after|before|if|each|per|every|more|less|than|times|half|twice)\b", re.IGNORECASE
+)
 
 TEXT_STAT_NAMES = (
     "log_chars", "log_words", "log_numbers", "log_distinct_numbers", "log_max_number", "sentences",
     "newlines", "question_marks", "mean_word_len", "digit_frac", "upper_frac", "symbol_frac",
+    "percent_signs", "currency_signs", "decimals", "fractions", "math_operators", "commas", "long_words",
+    "step_words", "numbers_per_word",
 )
 FEATURE_GROUPS = ("embedding", "text_stats")
 
@@ -50,6 +57,15 @@ def text_stats(text: str) -> list[float]:
         digits / n,
         upper / n,
         symbols / n,
+        float(text.count("%")),
+        float(sum(text.count(c) for c in "$€£¥")),
+        float(sum("." in num for num in numbers)),
+        float(len(_FRACTION.findall(text))),
+        float(sum(ch in "+-*/=^" for ch in text)),
+        float(text.count(",")),
+        float(sum(len(w) > 8 for w in text.split())),
+        float(len(_STEP_WORDS.findall(text))),
+        len(numbers) / max(len(words), 1),
     ]
 
 

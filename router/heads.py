@@ -60,22 +60,27 @@ class Head:
                 "k": np.array([min(k, len(y))]), "prior": np.array([float(y.mean())])}
 
     def _fit_mlp(self, Z, y):
+        """One hidden ReLU layer on a PCA projection (`pca` dims) of the standardised input: fast on CPU."""
+        from sklearn.decomposition import PCA
         from sklearn.neural_network import MLPClassifier
 
+        dims = min(int(self.params.get("pca", 64)), Z.shape[1], Z.shape[0])
+        pca = PCA(dims, random_state=self.seed).fit(Z)
         m = MLPClassifier(
-            hidden_layer_sizes=(int(self.params.get("hidden", 64)),),
+            hidden_layer_sizes=(int(self.params.get("hidden", 32)),),
             alpha=float(self.params.get("alpha", 1.0)),
             learning_rate_init=float(self.params.get("lr", 1e-3)),
-            max_iter=int(self.params.get("max_iter", 200)),
-            early_stopping=False,
+            max_iter=int(self.params.get("max_iter", 60)),
+            batch_size=min(256, len(y)),
             random_state=self.seed,
         )
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter is expected and harmless
-            m.fit(Z, y)
-        return {"w0": m.coefs_[0], "b0": m.intercepts_[0], "w1": m.coefs_[1][:, 0], "b1": m.intercepts_[1]}
+            m.fit(pca.transform(Z), y)
+        return {"pca_mean": pca.mean_, "pca_components": pca.components_, "w0": m.coefs_[0], "b0": m.intercepts_[0],
+                "w1": m.coefs_[1][:, 0], "b1": m.intercepts_[1]}
 
     # -- inference (numpy only) ---------------------------------------------------
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -91,7 +96,8 @@ class Head:
         if self.family == "knn":
             return self._knn_proba(Z)
         if self.family == "mlp":
-            h = np.maximum(Z @ s["w0"] + s["b0"], 0.0)
+            P = (Z - s["pca_mean"]) @ s["pca_components"].T
+            h = np.maximum(P @ s["w0"] + s["b0"], 0.0)
             return _sigmoid(h @ s["w1"] + s["b1"][0])
         raise ArtifactError(f"unknown head family {self.family!r}")
 

@@ -16,7 +16,7 @@ YL = (E[:, 0] + 0.3 * RNG.normal(size=120) > 0).astype(float)
 YF = np.maximum(YL, (RNG.random(120) > 0.4)).astype(float)
 
 
-@pytest.mark.parametrize("family,params", [("logreg", {"C": 0.5}), ("mlp", {"hidden": 8, "alpha": 1.0}),
+@pytest.mark.parametrize("family,params", [("logreg", {"C": 0.5}), ("mlp", {"hidden": 8, "alpha": 1.0, "pca": 8}),
                                            ("knn", {"k": 7})])
 def test_heads_learn_and_predict_probabilities(family, params):
     head = Head(family, params).fit(E, YL)
