@@ -71,7 +71,7 @@ class Head:
             alpha=float(self.params.get("alpha", 1.0)),
             learning_rate_init=float(self.params.get("lr", 1e-3)),
             max_iter=int(self.params.get("max_iter", 60)),
-            batch_size=min(256, len(y)),
+            batch_size=min(256, max(16, len(y) // 8)),  # at least ~8 steps per epoch on small logs
             random_state=self.seed,
         )
         import warnings
