@@ -105,3 +105,15 @@ def test_column_mapping_and_skip_bad_lines(tmp_path, data_dir, cache_dir, capsys
     captured = capsys.readouterr()
     assert json.loads(captured.out)["records"] == 80
     assert "skipped 1 bad line" in captured.err
+
+
+def test_study_in_sqlite_storage_is_shared(slice_log, tmp_path):
+    import optuna
+
+    db = tmp_path / "study.db"
+    argv = ["train", str(slice_log), "--out", str(tmp_path / "r"), "--storage", str(db), "--study-name", "team",
+            "--trials", "2", "--outer-folds", "2", "--inner-folds", "2", "--no-progress"]
+    assert main(argv) == 0
+    assert main(argv) == 0  # a second worker adds its trials to the same study
+    study = optuna.load_study(study_name="team-final", storage=f"sqlite:///{db}")
+    assert len(study.trials) == 4
