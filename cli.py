@@ -7,6 +7,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from compiler import cli as cli_compiler
     from router import cli_data, cli_router
 
     parser = argparse.ArgumentParser(prog="openfirst", description="Run LLM work on open models; route the rest.")
@@ -15,6 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks: results go under benchmarks/results/")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     cli_router.register_bench(bench_sub)
+    cli_compiler.register_bench(bench_sub)
+    cli_compiler.register(sub)
     cli_data.register(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""openfirst compiler: Pydantic tasks -> grammar-constrained generation programs."""

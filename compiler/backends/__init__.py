@@ -1,0 +1,1 @@
+"""Generation backends; each one's heavy imports live inside it."""

@@ -1,0 +1,122 @@
+"""`openfirst extract | compile | bench compiler`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_MASKBENCH = Path("../shared/datasets/jsonschemabench/maskbench.jsonl.gz")
+
+
+def register(sub) -> None:
+    e = sub.add_parser("extract", help="run a compiled task over a JSONL file (resumable)")
+    e.add_argument("--task", required=True, help="module:Class or path/to/file.py:Class")
+    e.add_argument("--input", type=Path, required=True, help='JSONL, one {"id": ..., "text": ...} per line')
+    e.add_argument("--output", type=Path, required=True)
+    e.add_argument("--model", default="smollm2", help="smollm2 (embedded default) or a transformers model folder")
+    e.add_argument("--text-field", default="text")
+    e.add_argument("--max-tokens", type=int, default=512)
+    e.add_argument("--max-retries", type=int, default=2)
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--temperature", type=float, default=0.0)
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(handler=cmd_extract)
+
+    c = sub.add_parser("compile", help="print a task's feature report and grammar statistics")
+    c.add_argument("--task", required=True)
+    c.add_argument("--model", default="smollm2", help="whose tokenizer to compile for")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(handler=cmd_compile)
+
+
+def register_bench(bench_sub) -> None:
+    b = bench_sub.add_parser("compiler", help="MaskBench-style correctness and speed on real JSON Schemas")
+    b.add_argument("--schemas", type=Path, default=DEFAULT_MASKBENCH)
+    b.add_argument("--limit", type=int, default=None)
+    b.add_argument("--timeout", type=float, default=10.0, help="compile time limit per schema (s)")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
+    b.add_argument("--name", default="compiler-maskbench")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(handler=cmd_bench_compiler)
+
+
+def _options(args):
+    from pydantic import ValidationError
+
+    from compiler.errors import TaskSpecError
+    from compiler.program import ProgramOptions
+
+    try:
+        return ProgramOptions(max_tokens=args.max_tokens, max_retries=args.max_retries, temperature=args.temperature)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise TaskSpecError(f"invalid option {err['loc'][0]}: {err['msg']}") from exc
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from compiler.backends.transformers_local import TransformersBackend
+    from compiler.extract import run_extraction
+    from compiler.program import Program
+    from compiler.task import load_task
+
+    task = load_task(args.task)
+    options = _options(args)
+    program = Program(task, TransformersBackend.load(args.model), options)
+    counts = run_extraction(program, args.input, args.output, args.text_field, args.batch_size, not args.no_progress)
+    print(json.dumps(counts))
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from compiler.grammar import GrammarCompiler
+    from compiler.task import load_task
+    from compiler.tokenizer import smollm2_tokenizer, tokenizer_info
+
+    task = load_task(args.task)
+    if args.model == "smollm2":
+        tok = smollm2_tokenizer()
+    else:
+        from transformers import AutoTokenizer
+
+        tok = tokenizer_info(AutoTokenizer.from_pretrained(args.model), args.model)
+    t0 = time.perf_counter()
+    compiled = GrammarCompiler(tok).compile(task.schema, task.report)
+    out = {"task": task.name, "tokenizer": tok.name, "report": compiled.report.to_dict(),
+           "grammar": dict(compiled.stats(), compile_ms=1000 * (time.perf_counter() - t0))}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    rep = out["report"]
+    print(f"task {task.name} for tokenizer {tok.name}")
+    print(f"  grammar enforces: {', '.join(rep['enforced'])}")
+    for d in rep["post_validated"]:
+        print(f"  post-validated only: {d['keyword']} at {d['pointer'] or '/'} ({d['why']})")
+    for d in rep["bounded"]:
+        print(f"  bounded: {d['keyword']}={d['value']} at {d['pointer'] or '/'}")
+    for p in rep["recursive_refs"]:
+        print(f"  recursive $ref {p}: bounded by max_tokens")
+    g = out["grammar"]
+    print(f"  exact: {rep['exact']}; grammar {g['grammar_bytes']} bytes, compiled in {g['compile_ms']:.1f} ms")
+    return 0
+
+
+def cmd_bench_compiler(args: argparse.Namespace) -> int:
+    from compiler.bench import MaskBench, read_maskbench, write_results
+    from compiler.errors import TaskSpecError
+    from compiler.tokenizer import smollm2_tokenizer
+
+    if not args.schemas.exists():
+        raise TaskSpecError(f"schema file {args.schemas} does not exist")
+    bench = MaskBench(smollm2_tokenizer(), timeout_s=args.timeout)
+    t0 = time.perf_counter()
+    bench.run(read_maskbench(args.schemas, args.limit), show_progress=not args.no_progress)
+    summary = bench.summary()
+    summary["seconds"] = time.perf_counter() - t0
+    summary["command"] = "openfirst " + " ".join(sys.argv[1:])
+    md = write_results(summary, bench.per_schema, args.out_dir, args.name)
+    print(json.dumps(summary, indent=2) if args.json else md)
+    return 0

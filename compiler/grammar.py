@@ -1,0 +1,172 @@
+"""Grammar stage: a normalised schema compiled for one tokenizer by llguidance (bounded whitespace).
+
+Features the engine does not implement are relaxed out of the grammar one by one and
+recorded in the report as post-validated; anything else the engine rejects is a
+`GrammarCompileError`. Compiled grammars are cached in memory and on disk, keyed by
+schema hash, tokenizer hash, engine and options. Compilation runs on a helper thread
+(llguidance drops the GIL) under a time limit; a timeout leaves the process healthy.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler.errors import CompileTimeout, GrammarCompileError
+from compiler.schema import FeatureReport, drop_format, drop_keyword, oneof_to_anyof
+from compiler.tokenizer import TokenizerInfo
+
+# compact separators and no free whitespace: unbounded whitespace makes small models loop forever
+JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
+_UNIMPLEMENTED = re.compile(r"Unimplemented keys: \[([^\]]*)\]")
+_UNKNOWN_FORMAT = re.compile(r"Unknown format: (\S+)")
+MAX_RELAXATIONS = 32
+_OPTIONS_TEXT = json.dumps(JSON_OPTIONS, sort_keys=True)
+
+
+@dataclass
+class CompiledGrammar:
+    key: str
+    engine: str
+    grammar: str
+    schema: dict  # what the grammar enforces (normalised, possibly relaxed)
+    report: FeatureReport
+    compile_s: float
+    cached: bool
+    _template: Any
+
+    def matcher(self):
+        """A fresh matcher positioned at the start of the output."""
+        return self._template.deep_copy()
+
+    def stats(self) -> dict[str, Any]:
+        return {"engine": self.engine, "grammar_bytes": len(self.grammar), "compile_ms": 1000 * self.compile_s,
+                "cached": self.cached, "exact": self.report.exact}
+
+
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="openfirst-compile")
+
+
+def run_with_timeout(fn, timeout_s: float, what: str):
+    """Run `fn` on a helper thread; raise CompileTimeout if it is not done in time.
+
+    llguidance releases the GIL while it compiles, so the caller stays responsive; a
+    compilation that overran finishes (bounded by llguidance's own fuel limits) and is
+    discarded.
+    """
+    future = _POOL.submit(fn)
+    try:
+        return future.result(timeout=timeout_s)
+    except FutureTimeout:
+        raise CompileTimeout(f"{what} took longer than {timeout_s:g} s",
+                             hint="simplify the schema or raise the compile timeout") from None
+
+
+class GrammarCompiler:
+    """Compiles schemas for one tokenizer; thread-safe in-memory cache plus an optional disk cache."""
+
+    engine = "llguidance"
+
+    def __init__(self, tokenizer: TokenizerInfo, *, timeout_s: float = 10.0, cache_dir: Path | None = None):
+        self.tokenizer = tokenizer
+        self.timeout_s = timeout_s
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._memory: dict[str, CompiledGrammar] = {}
+        self._lock = threading.Lock()
+
+    def cache_key(self, schema: dict | str) -> str:
+        text = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True, separators=(",", ":"))
+        h = hashlib.sha256(text.encode())
+        h.update(f"|{self.tokenizer.hash}|{self.engine}|{_OPTIONS_TEXT}".encode())
+        return h.hexdigest()
+
+    def compile(self, schema: dict, report: FeatureReport) -> CompiledGrammar:
+        """Compile `schema` (owned by the compiler from here on: relaxation edits it in place)."""
+        key = self.cache_key(schema)
+        with self._lock:
+            hit = self._memory.get(key)
+        if hit is not None:
+            return hit
+        start = time.perf_counter()
+        disk = self._read_disk(key)
+        if disk is not None:
+            grammar, relaxed, rep = disk["grammar"], disk["schema"], _report_from(disk["report"], report)
+            template = self._matcher(grammar)
+            if template.is_error():
+                raise GrammarCompileError(f"cached grammar no longer compiles: {template.get_error()}")
+            cached = True
+        else:
+            relaxed, rep = schema, report
+            grammar, template = self._compile_relaxing(relaxed, rep)
+            cached = False
+            self._write_disk(key, {"grammar": grammar, "schema": relaxed, "report": rep.to_dict()})
+        out = CompiledGrammar(key, self.engine, grammar, relaxed, rep, time.perf_counter() - start, cached, template)
+        with self._lock:
+            self._memory[key] = out
+        return out
+
+    def _matcher(self, grammar: str):
+        import llguidance
+
+        return run_with_timeout(lambda: llguidance.LLMatcher(self.tokenizer.ll, grammar, log_level=0),
+                                self.timeout_s, "grammar compilation")
+
+    def _compile_relaxing(self, schema: dict, report: FeatureReport):
+        import llguidance
+
+        for _ in range(MAX_RELAXATIONS):
+            try:
+                grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS)
+            except ValueError as exc:
+                raise GrammarCompileError(f"schema rejected by llguidance: {exc}") from exc
+            matcher = self._matcher(grammar)
+            if not matcher.is_error():
+                return grammar, matcher
+            error = matcher.get_error()
+            if not self._relax(schema, report, error):
+                raise GrammarCompileError(f"llguidance cannot compile this schema: {error}")
+        raise GrammarCompileError("too many relaxations needed to compile this schema")
+
+    @staticmethod
+    def _relax(schema: dict, report: FeatureReport, error: str) -> bool:
+        if m := _UNIMPLEMENTED.search(error):
+            keys = [k.strip().strip('"') for k in m.group(1).split(",") if k.strip()]
+            why = "not implemented by the grammar engine; checked by validation"
+            return any([drop_keyword(schema, k, report, why) for k in keys])
+        if m := _UNKNOWN_FORMAT.search(error):
+            return drop_format(schema, m.group(1), report)
+        if "oneOf" in error:
+            return oneof_to_anyof(schema, report)
+        return False
+
+    def _read_disk(self, key: str) -> dict | None:
+        if self.cache_dir is None:
+            return None
+        path = self.cache_dir / f"{key}.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def _write_disk(self, key: str, body: dict) -> None:
+        if self.cache_dir is None:
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_dir / f".{key}.{threading.get_ident()}.tmp"
+        tmp.write_text(json.dumps(body))
+        tmp.replace(self.cache_dir / f"{key}.json")
+
+
+def _report_from(saved: dict, base: FeatureReport) -> FeatureReport:
+    rep = copy.deepcopy(base)
+    rep.post_validated = [(d["keyword"], d["pointer"], d["why"]) for d in saved["post_validated"]]
+    return rep

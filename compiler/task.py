@@ -1,0 +1,157 @@
+"""Tasks: a Pydantic output model + instructions + examples, compiled through the schema stage.
+
+`compile_task(Model, instructions=..., examples=...)`; the CLI names a task as
+`module:Class` or `path/to/file.py:Class`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from pydantic import BaseModel, ValidationError
+
+from compiler.errors import OutputValidationError, TaskSpecError
+from compiler.schema import FeatureReport, SchemaOptions, normalise
+from compiler.validation import check_schema, make_validator
+
+
+@dataclass(frozen=True)
+class Example:
+    input: str
+    output: BaseModel
+
+
+@dataclass
+class CompiledTask:
+    model: type[BaseModel]
+    name: str
+    instructions: str
+    examples: list[Example]
+    json_schema: dict[str, Any]  # as Pydantic produced it: the source of truth for validity
+    schema: dict[str, Any]  # normalised and bounded, what the grammar stage compiles
+    report: FeatureReport
+    field_descriptions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._valid = make_validator(self.json_schema)
+
+    def parse(self, text: str) -> BaseModel:
+        """JSON text -> validated model instance, or OutputValidationError naming what failed."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise OutputValidationError(f"output is not valid JSON: {exc.msg} at char {exc.pos}", attempts=1,
+                                        last_output=text) from exc
+        if not self._valid(data):
+            from compiler.validation import validation_errors
+
+            errs = "; ".join(validation_errors(self.json_schema, data))
+            raise OutputValidationError(f"output violates the schema: {errs}", attempts=1, last_output=text)
+        try:
+            return self.model.model_validate(data)
+        except ValidationError as exc:
+            msgs = "; ".join(f"{'/'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            raise OutputValidationError(f"output fails model validation: {msgs}", attempts=1,
+                                        last_output=text) from exc
+
+    def system_prompt(self) -> str:
+        lines = [self.instructions.strip(), "",
+                 "Answer with a single JSON object and nothing else. It must match this JSON Schema:",
+                 json.dumps(self.json_schema, separators=(",", ":"))]
+        if self.field_descriptions:
+            lines += ["", "Fields:"] + [f"- {k}: {v}" for k, v in self.field_descriptions.items()]
+        return "\n".join(lines)
+
+    def messages(self, text: str, feedback: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
+        """Chat messages: system (instructions, schema, fields), examples, the input, then retry feedback."""
+        msgs = [{"role": "system", "content": self.system_prompt()}]
+        for ex in self.examples:
+            msgs.append({"role": "user", "content": ex.input})
+            msgs.append({"role": "assistant", "content": ex.output.model_dump_json()})
+        msgs.append({"role": "user", "content": text})
+        for bad_output, error in feedback:
+            msgs.append({"role": "assistant", "content": bad_output})
+            msgs.append({"role": "user", "content": f"That answer was rejected: {error}\nReply again with corrected JSON."})
+        return msgs
+
+
+def compile_task(
+    model: type[BaseModel],
+    instructions: str | None = None,
+    examples: Sequence[tuple[str, BaseModel | dict]] | None = None,
+    options: SchemaOptions = SchemaOptions(),
+) -> CompiledTask:
+    """Pydantic model -> JSON Schema -> normalised schema + feature report (refuses what cannot run)."""
+    if not (inspect.isclass(model) and issubclass(model, BaseModel)):
+        raise TaskSpecError(f"a task must be a Pydantic BaseModel subclass, got {model!r}",
+                            hint="class Ticket(BaseModel): category: Literal[...] ...")
+    doc = inspect.getdoc(model) or ""
+    if doc.startswith(f"{model.__name__}(") or not doc or model.__doc__ is None:
+        doc = ""
+    text = (instructions if instructions is not None else doc).strip()
+    if not text:
+        raise TaskSpecError(f"task {model.__name__} has no instructions",
+                            hint="pass instructions=... or give the model a docstring")
+    try:
+        json_schema = model.model_json_schema()
+    except Exception as exc:  # noqa: BLE001 - pydantic raises several types here
+        raise TaskSpecError(f"cannot build a JSON Schema for {model.__name__}: {exc}") from exc
+    check_schema(json_schema)
+    schema, report = normalise(json_schema, options)
+    parsed = []
+    for i, ex in enumerate(examples or []):
+        try:
+            inp, out = ex
+            out = out if isinstance(out, model) else model.model_validate(out)
+        except (ValueError, TypeError, ValidationError) as exc:
+            raise TaskSpecError(f"example {i} of task {model.__name__} is invalid: {exc}",
+                                hint="examples are (input text, output object) pairs") from exc
+        if not isinstance(inp, str) or not inp.strip():
+            raise TaskSpecError(f"example {i} of task {model.__name__} has an empty input")
+        parsed.append(Example(inp, out))
+    descriptions = {name: f.description for name, f in model.model_fields.items() if f.description}
+    return CompiledTask(model, model.__name__, text, parsed, json_schema, schema, report, descriptions)
+
+
+def load_task_class(spec: str) -> type[BaseModel]:
+    """`module:Class` or `path/to/file.py:Class` -> the class, with clear errors."""
+    if ":" not in spec:
+        raise TaskSpecError(f"task {spec!r} must look like module:Class or path/to/file.py:Class")
+    where, _, name = spec.rpartition(":")
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise TaskSpecError(f"task file {path} does not exist")
+        mod_name = f"openfirst_task_{abs(hash(str(path.resolve())))}"
+        spec_obj = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec_obj)
+        sys.modules[mod_name] = module
+        try:
+            spec_obj.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001 - user code
+            raise TaskSpecError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise TaskSpecError(f"cannot import task module {where!r}: {exc}") from exc
+    cls = getattr(module, name, None)
+    if cls is None:
+        raise TaskSpecError(f"{where} has no attribute {name!r}")
+    return cls
+
+
+def load_task(spec: str, options: SchemaOptions = SchemaOptions()) -> CompiledTask:
+    """Load and compile a task; the module may define `INSTRUCTIONS` / `EXAMPLES` beside the class."""
+    cls = load_task_class(spec)
+    module = sys.modules.get(cls.__module__)
+    instructions = getattr(module, "INSTRUCTIONS", None)
+    examples = getattr(module, "EXAMPLES", None)
+    return compile_task(cls, instructions=instructions, examples=examples, options=options)

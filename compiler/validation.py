@@ -1,0 +1,51 @@
+"""jsonschema is the source of truth for validity (formats asserted, as the program requires)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from compiler.errors import SchemaRefused
+
+
+def check_schema(schema: Any) -> None:
+    """Refuse a schema that jsonschema itself considers invalid (slow: done once per task)."""
+    import jsonschema
+    from jsonschema.validators import validator_for
+
+    cls = validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise SchemaRefused(f"invalid JSON Schema: {exc.message}", keyword=str(exc.validator),
+                            pointer="/" + "/".join(map(str, exc.absolute_path))) from exc
+
+
+def make_validator(schema: Any) -> Callable[[Any], bool]:
+    """A predicate for `schema`; an instance that makes jsonschema itself fail counts as invalid."""
+    import jsonschema
+    from jsonschema.validators import validator_for
+
+    cls = validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+    def ok(instance: Any) -> bool:
+        try:
+            return validator.is_valid(instance)
+        except Exception:  # noqa: BLE001 - a broken $ref or regex: treat as invalid, never crash the run
+            return False
+
+    return ok
+
+
+def validation_errors(schema: Any, instance: Any, limit: int = 5) -> list[str]:
+    import jsonschema
+    from jsonschema.validators import validator_for
+
+    cls = validator_for(schema, default=jsonschema.Draft202012Validator)
+    v = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    errs = []
+    for e in v.iter_errors(instance):
+        errs.append(f"{'/' + '/'.join(map(str, e.absolute_path))}: {e.message}")
+        if len(errs) >= limit:
+            break
+    return errs
