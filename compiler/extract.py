@@ -81,7 +81,8 @@ def _record(rid: Any, result, input_error: str | None, lineno: int) -> dict[str,
             "latency_s": round(result.latency_s, 4), "usage": result.usage}
     if isinstance(result, Failure):
         return {**base, "error": {"type": type(result.error).__name__, "message": result.error.message}}
-    return {**base, "output": result.output.model_dump(mode="json")}
+    output = result.output.model_dump(mode="json") if hasattr(result.output, "model_dump") else result.output
+    return {**base, "output": output}
 
 
 def _repair_tail(path: Path) -> None:

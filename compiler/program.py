@@ -25,7 +25,7 @@ class ProgramOptions(BaseModel):
 
 @dataclass
 class Result:
-    output: BaseModel
+    output: Any  # the validated model instance (or dict for a raw JSON Schema task)
     text: str
     backend: str
     model: str

@@ -30,7 +30,7 @@ class Example:
 
 @dataclass
 class CompiledTask:
-    model: type[BaseModel]
+    model: type[BaseModel] | None  # None: a raw JSON Schema task, outputs are validated dicts
     name: str
     instructions: str
     examples: list[Example]
@@ -42,7 +42,7 @@ class CompiledTask:
     def __post_init__(self) -> None:
         self._valid = make_validator(self.json_schema)
 
-    def parse(self, text: str) -> BaseModel:
+    def parse(self, text: str) -> Any:
         """JSON text -> validated model instance, or OutputValidationError naming what failed."""
         try:
             data = json.loads(text)
@@ -54,6 +54,8 @@ class CompiledTask:
 
             errs = "; ".join(validation_errors(self.json_schema, data))
             raise OutputValidationError(f"output violates the schema: {errs}", attempts=1, last_output=text)
+        if self.model is None:
+            return data
         try:
             return self.model.model_validate(data)
         except ValidationError as exc:
@@ -118,6 +120,16 @@ def compile_task(
         parsed.append(Example(inp, out))
     descriptions = {name: f.description for name, f in model.model_fields.items() if f.description}
     return CompiledTask(model, model.__name__, text, parsed, json_schema, schema, report, descriptions)
+
+
+def compile_json_schema(schema: Any, instructions: str, options: SchemaOptions = SchemaOptions(),
+                        name: str = "schema") -> CompiledTask:
+    """A task from a raw JSON Schema (no Pydantic model): outputs are validated JSON values."""
+    if not instructions.strip():
+        raise TaskSpecError("a JSON Schema task needs instructions")
+    check_schema(schema)
+    norm, report = normalise(schema, options)
+    return CompiledTask(None, name, instructions.strip(), [], schema, norm, report)
 
 
 def load_task_class(spec: str) -> type[BaseModel]:

@@ -114,13 +114,16 @@ class TransformersBackend:
 
             vocab = self.tokenizer_info().ll.vocab_size
             bitmask = llt.allocate_token_bitmask(n, vocab)
-        past = None
+        past, cache_name = None, "cache"
         cur_ids, positions = ids, (attn.cumsum(dim=1) - 1).clamp(min=0)
         with torch.inference_mode():
             for _ in range(max_tokens):
-                out = self.model(input_ids=cur_ids, attention_mask=attn, position_ids=positions,
-                                 past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                cache_kw = {} if past is None else {cache_name: past}
+                out = self.model(input_ids=cur_ids, attention_mask=attn, position_ids=positions, use_cache=True,
+                                 **cache_kw)
+                # transformers 5.x returns `cache`; older releases `past_key_values`
+                cache_name = "cache" if "cache" in out else "past_key_values"
+                past = out[cache_name]
                 logits = out.logits[:, -1, :].float()
                 if matchers is not None:
                     logits = self._mask(logits, matchers, bitmask, done)
