@@ -41,7 +41,7 @@ def smollm2_tasks(max_tokens: int) -> list[dict]:
         texts = [json.loads(line)["text"] for line in open(inputs, encoding="utf-8") if line.strip()]
         for constrained in (True, False):
             program = Program(task, backend, ProgramOptions(max_tokens=max_tokens, max_retries=0,
-                                                            constrained=constrained))
+                                                            constrained=constrained, repetition_penalty=1.3))
             t0 = time.perf_counter()
             results = program.run_many(texts)
             dt = time.perf_counter() - t0
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--schemas", type=int, default=200)
     ap.add_argument("--maskbench", type=Path, default=Path("../shared/datasets/jsonschemabench/maskbench.jsonl.gz"))
-    ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--max-tokens", type=int, default=400)
     ap.add_argument("--skip-smollm2", action="store_true")
     ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args(argv)

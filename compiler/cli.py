@@ -22,6 +22,7 @@ def register(sub) -> None:
     e.add_argument("--max-retries", type=int, default=2)
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--temperature", type=float, default=0.0)
+    e.add_argument("--repetition-penalty", type=float, default=1.0)
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(handler=cmd_extract)
 
@@ -51,7 +52,8 @@ def _options(args):
     from compiler.program import ProgramOptions
 
     try:
-        return ProgramOptions(max_tokens=args.max_tokens, max_retries=args.max_retries, temperature=args.temperature)
+        return ProgramOptions(max_tokens=args.max_tokens, max_retries=args.max_retries, temperature=args.temperature,
+                              repetition_penalty=args.repetition_penalty)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise TaskSpecError(f"invalid option {err['loc'][0]}: {err['msg']}") from exc

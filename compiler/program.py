@@ -19,6 +19,7 @@ class ProgramOptions(BaseModel):
     max_tokens: int = Field(512, ge=1, le=32_768)
     max_retries: int = Field(2, ge=0, le=10, description="extra attempts after a validation failure")
     temperature: float = Field(0.0, ge=0.0, le=5.0)
+    repetition_penalty: float = Field(1.0, ge=1.0, le=3.0, description="> 1 discourages repeated tokens")
     constrained: bool = True
     compile_timeout_s: float = Field(10.0, gt=0)
 
@@ -73,7 +74,8 @@ class Program:
             if not pending:
                 break
             gens = self.backend.generate([self.task.messages(texts[i], feedback[i]) for i in pending], self.grammar,
-                                         self.options.max_tokens, self.options.temperature)
+                                         self.options.max_tokens, self.options.temperature,
+                                         repetition_penalty=self.options.repetition_penalty)
             still = []
             elapsed = time.perf_counter() - start
             for i, g in zip(pending, gens):

@@ -34,11 +34,12 @@ class SchemaOptions(BaseModel):
     max_string_length: int | None = Field(2000, ge=1, description="maxLength added to uncapped strings")
     max_items: int | None = Field(200, ge=1, description="maxItems added to uncapped arrays")
     refuse_empty_schema: bool = True
+    close_objects: bool = Field(True, description="additionalProperties: false where a schema leaves it open")
 
     @classmethod
     def faithful(cls) -> "SchemaOptions":
         """No bounds added: for measuring the grammar against a schema's own test instances."""
-        return cls(max_string_length=None, max_items=None, refuse_empty_schema=False)
+        return cls(max_string_length=None, max_items=None, refuse_empty_schema=False, close_objects=False)
 
 
 @dataclass
@@ -146,6 +147,11 @@ def normalise(schema: Any, options: SchemaOptions = SchemaOptions()) -> tuple[di
         if free_string and options.max_string_length is not None:
             sub["maxLength"] = options.max_string_length
             report.bounded.append(("maxLength", ptr, options.max_string_length))
+        if options.close_objects and "properties" in sub and "additionalProperties" not in sub \
+                and "patternProperties" not in sub and not {"allOf", "anyOf", "oneOf", "$ref"} & set(sub):
+            # open objects let a model invent keys forever; outputs stay valid for the original schema
+            sub["additionalProperties"] = False
+            report.bounded.append(("additionalProperties", ptr, False))
         if "array" in types and "maxItems" not in sub and options.max_items is not None:
             sub["maxItems"] = options.max_items
             report.bounded.append(("maxItems", ptr, options.max_items))

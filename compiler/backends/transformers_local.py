@@ -94,7 +94,7 @@ class TransformersBackend:
         return "\n".join(f"{m['role']}: {m['content']}" for m in conversation) + "\nassistant: "
 
     def generate(self, conversations: Sequence[list[dict[str, str]]], grammar, max_tokens: int,
-                 temperature: float = 0.0, seed: int = 0) -> list[Generation]:
+                 temperature: float = 0.0, seed: int = 0, repetition_penalty: float = 1.0) -> list[Generation]:
         import torch
 
         prompts = [self.render(c) for c in conversations]
@@ -125,6 +125,8 @@ class TransformersBackend:
                 cache_name = "cache" if "cache" in out else "past_key_values"
                 past = out[cache_name]
                 logits = out.logits[:, -1, :].float()
+                if repetition_penalty != 1.0:
+                    _penalise_repeats(logits, out_tokens, repetition_penalty)
                 if matchers is not None:
                     logits = self._mask(logits, matchers, bitmask, done)
                 if temperature > 0:
@@ -173,3 +175,14 @@ class TransformersBackend:
             llt.apply_token_bitmask_inplace(full, bitmask.to(logits.device))
             logits = full[:, :width]
         return logits
+
+
+def _penalise_repeats(logits, out_tokens: list[list[int]], penalty: float) -> None:
+    """CTRL-style repetition penalty on tokens this row already generated (tiny models loop otherwise)."""
+    import torch
+
+    for i, toks in enumerate(out_tokens):
+        if toks:
+            idx = torch.tensor(sorted(set(toks)), device=logits.device)
+            vals = logits[i, idx]
+            logits[i, idx] = torch.where(vals > 0, vals / penalty, vals * penalty)

@@ -51,7 +51,7 @@ class FaultyBackend:
     def tokenizer_info(self):
         return self.real.tokenizer_info()
 
-    def generate(self, conversations, grammar, max_tokens, temperature=0.0):
+    def generate(self, conversations, grammar, max_tokens, temperature=0.0, repetition_penalty=1.0):
         self.seen.append(conversations)
         return [Generation(next(self.outputs), 10, 5, True) for _ in conversations]
 

@@ -81,3 +81,10 @@ def test_example_tasks_compile():
                  "datasets/tasks/meeting_notes.py:MeetingNotes"):
         task = load_task(spec)
         assert task.instructions and task.schema["type"] == "object"
+
+
+def test_open_objects_are_closed_in_task_mode_only():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    norm, report = normalise(schema)
+    assert norm["additionalProperties"] is False and ("additionalProperties", "", False) in report.bounded
+    assert "additionalProperties" not in normalise(schema, SchemaOptions.faithful())[0]
