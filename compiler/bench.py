@@ -55,8 +55,13 @@ def serialise(instance: Any) -> str:
 
 
 class MaskBench:
-    def __init__(self, tokenizer: TokenizerInfo, timeout_s: float = 10.0):
+    def __init__(self, tokenizer: TokenizerInfo, timeout_s: float = 10.0, xgrammar: bool = False):
         self.tok = tokenizer
+        self.xgrammar = None
+        if xgrammar:
+            from compiler.bench_xgrammar import XGrammarRunner
+
+            self.xgrammar = XGrammarRunner(timeout_s)
         self.timeout_s = timeout_s
         self.compiler = GrammarCompiler(tokenizer, timeout_s=timeout_s)
         import llguidance.torch as llt
@@ -126,10 +131,11 @@ class MaskBench:
         else:
             c[status] += 1
         self.per_schema.append(entry)
-        for test in tests:
+        forced = [(self.tok.hf.encode(serialise(t["data"]), add_special_tokens=False), bool(t["valid"])) for t in tests]
+        if self.xgrammar is not None:
+            self.xgrammar.one(schema, forced)
+        for test, (tokens, _) in zip(tests, forced):
             valid = bool(test["valid"])
-            text = serialise(test["data"])
-            tokens = self.tok.hf.encode(text, add_special_tokens=False)
             kind = "valid" if valid else "invalid"
             if raw_status == "ok":
                 r[f"{kind}_instances"] += 1
@@ -164,6 +170,9 @@ class MaskBench:
             "compile_ms": {"p50": pct(self.raw_ttfm, 50, 1e3), "p99": pct(self.raw_ttfm, 99, 1e3)},
             "mask_us": {"p50": pct(self.raw_tbm, 50, 1e6), "p99": pct(self.raw_tbm, 99, 1e6)},
         }
+        if self.xgrammar is not None:
+            self.xgrammar.close()
+            out["raw_xgrammar"] = self.xgrammar.summary()
         out["refusal_reasons"] = dict(self.reasons.most_common(20))
         if out["compile_ms"]["p50"] and out["raw_llguidance"]["compile_ms"]["p50"]:
             out["compile_ratio_vs_raw"] = {q: out["compile_ms"][q] / out["raw_llguidance"]["compile_ms"][q]
@@ -199,6 +208,11 @@ def write_results(summary: dict[str, Any], per_schema: list[dict[str, Any]], out
          raw["valid_rejected"], raw["invalid_accepted"], raw["compile_ms"]["p50"], raw["compile_ms"]["p99"],
          raw["mask_us"]["p50"], raw["mask_us"]["p99"]),
     ]
+    if "raw_xgrammar" in summary:
+        x = summary["raw_xgrammar"]
+        rows.append(("raw XGrammar, same run (grammar alone)", x["compiled"], x["compile_error"] + x["timeout"] + x["crash"],
+                     x["valid_rejected"], x["invalid_accepted"], x["compile_ms"]["p50"], x["compile_ms"]["p99"],
+                     x["mask_us"]["p50"], x["mask_us"]["p99"]))
     for label, p in PUBLISHED.items():
         rows.append((f"{label} (published)", p["passing"], p["compile_error"], p["valid_rejected"],
                      p["invalid_accepted"], p["compile_ms"][0], p["compile_ms"][1], p["mask_us"][0], p["mask_us"][1]))
