@@ -46,17 +46,22 @@ def build_report(score: np.ndarray, local_score: np.ndarray, frontier_score: np.
     rows.append({"router": "always_frontier", "apgr": math.nan, "cpt50": math.nan, "cpt80": math.nan,
                  **_point(curves["random"], 1.0)})
     for row in rows:
-        row["cost_saving_vs_frontier"] = 1.0 - row["cost_per_query"] / always_frontier_cost if always_frontier_cost else 0.0
+        row["cost_saving_vs_frontier"] = _saving(row["cost_per_query"], always_frontier_cost)
     main = summarize(curves[name])
     return {
         "records": n,
         "apgr": main["apgr"], "cpt50": main["cpt50"], "cpt80": main["cpt80"],
         "acc_local": main["acc_local"], "acc_frontier": main["acc_frontier"],
         "operating_point": op.model_dump(),
-        "cost_saving_vs_frontier": 1.0 - op.expected_cost / always_frontier_cost if always_frontier_cost else 0.0,
+        "cost_saving_vs_frontier": _saving(op.expected_cost, always_frontier_cost),
         "baselines": rows,
         "_curves": curves,
     }
+
+
+def _saving(cost: float, frontier_cost: float) -> float:
+    """Share of the always-frontier cost saved (rounded so float noise never prints as -0.0%)."""
+    return round(1.0 - cost / frontier_cost, 9) + 0.0 if frontier_cost else 0.0
 
 
 def _fmt(x: Any, pct: bool = False) -> str:
