@@ -23,6 +23,7 @@ def register(sub) -> None:
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--temperature", type=float, default=0.0)
     e.add_argument("--repetition-penalty", type=float, default=1.0)
+    e.add_argument("--engine", choices=["llguidance", "xgrammar"], default="llguidance")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(handler=cmd_extract)
 
@@ -54,7 +55,7 @@ def _options(args):
 
     try:
         return ProgramOptions(max_tokens=args.max_tokens, max_retries=args.max_retries, temperature=args.temperature,
-                              repetition_penalty=args.repetition_penalty)
+                              repetition_penalty=args.repetition_penalty, engine=args.engine)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise TaskSpecError(f"invalid option {err['loc'][0]}: {err['msg']}") from exc

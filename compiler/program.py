@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from compiler.errors import CompilerError, IncompleteOutput, OutputValidationError
-from compiler.grammar import GrammarCompiler
+from compiler.grammar import GrammarCompiler, make_compiler
 from compiler.task import CompiledTask
 
 
@@ -22,6 +22,7 @@ class ProgramOptions(BaseModel):
     repetition_penalty: float = Field(1.0, ge=1.0, le=3.0, description="> 1 discourages repeated tokens")
     constrained: bool = True
     compile_timeout_s: float = Field(10.0, gt=0)
+    engine: Literal["llguidance", "xgrammar"] = "llguidance"
 
 
 @dataclass
@@ -54,7 +55,8 @@ class Program:
         self.task = task
         self.backend = backend
         self.options = options
-        self.compiler = compiler or GrammarCompiler(backend.tokenizer_info(), timeout_s=options.compile_timeout_s)
+        self.compiler = compiler or make_compiler(options.engine, backend.tokenizer_info(),
+                                                  timeout_s=options.compile_timeout_s)
         self.grammar = self.compiler.compile(task.schema, task.report) if options.constrained else None
 
     def run(self, text: str) -> Result:

@@ -164,7 +164,10 @@ class TransformersBackend:
         vocab = bitmask.shape[1] * 32
         for i, m in enumerate(matchers):
             if not done[i]:
-                llt.fill_next_token_bitmask(m, bitmask, i)
+                if hasattr(m, "fill"):  # an XGrammar matcher (same packed-bitmask layout)
+                    m.fill(bitmask, i)
+                else:
+                    llt.fill_next_token_bitmask(m, bitmask, i)
         width = logits.shape[1]
         if width > vocab:
             logits[:, vocab:] = float("-inf")

@@ -150,3 +150,32 @@ def test_compile_cli_prints_report(capsys):
     assert main(["compile", "--task", "datasets/tasks/support_ticket.py:SupportTicket", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["report"]["exact"] and "enum" in out["report"]["enforced"]
+
+
+def test_xgrammar_engine_runs_the_same_task(tiny_backend):
+    pytest.importorskip("xgrammar")
+    program = Program(compile_task(Ticket), tiny_backend, ProgramOptions(max_tokens=60, temperature=1.0,
+                                                                         engine="xgrammar"))
+    assert program.grammar.engine == "xgrammar"
+    for r in program.run_many(["login broken"] * 3):
+        if isinstance(r, Result):
+            assert isinstance(r.output, Ticket)
+        else:
+            assert isinstance(r.error, (IncompleteOutput, OutputValidationError))
+
+
+def test_xgrammar_matcher_accepts_valid_and_rejects_invalid(tiny_backend):
+    pytest.importorskip("xgrammar")
+    from compiler.grammar import XGrammarCompiler
+
+    task = compile_task(Ticket)
+    grammar = XGrammarCompiler(tiny_backend.tokenizer_info()).compile(task.schema, task.report)
+    hf = tiny_backend.tokenizer
+
+    def accepts(text):
+        m = grammar.matcher()
+        return all(m.consume_token(t) for t in hf.encode(text, add_special_tokens=False))
+
+    assert accepts('{"category":"billing","priority":3}')
+    assert not accepts('{"category":"billing","priority":9}')
+    assert not accepts('{"category": "billing"}')
