@@ -233,7 +233,10 @@ def cmd_bench_router(args: argparse.Namespace) -> int:
     table = cv.report(target)
     stem = args.name or "router-" + "+".join(Path(x).stem for x in args.logs)
     out = public_json(table)
+    from router.metrics import calibration
+
     out.update({"source": log.source, "seconds": cv.seconds, "tuning": opts.model_dump(),
+                "p_success_calibration": calibration(cv.nested.p_success, cv.data.local_score),
                 "fold_configs": [r.configs for r in cv.nested.fold_results],
                 "command": "openfirst " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("openfirst") else None})
     args.out_dir.mkdir(parents=True, exist_ok=True)

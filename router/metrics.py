@@ -100,3 +100,12 @@ def oracle_priority(local_score: np.ndarray, frontier_score: np.ndarray) -> np.n
 def random_apgr_expected() -> float:
     """A random router's expected APGR: the straight line from (0, 0) to (1, 1)."""
     return 0.5
+
+
+def calibration(p: np.ndarray, outcome: np.ndarray, bins: int = 10) -> dict[str, float]:
+    """Brier score and expected calibration error of P(local succeeds) against binary outcomes."""
+    p = np.asarray(p, float)
+    y = (np.asarray(outcome, float) >= 0.5).astype(float)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    ece = sum(abs(p[idx == b].mean() - y[idx == b].mean()) * (idx == b).mean() for b in range(bins) if (idx == b).any())
+    return {"brier": float(np.mean((p - y) ** 2)), "ece": float(ece), "base_rate_brier": float(y.mean() * (1 - y.mean()))}

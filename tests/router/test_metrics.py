@@ -51,3 +51,13 @@ def test_ties_are_linear_and_costs_tracked():
     assert c.share.tolist() == [0, 0.5, 1.0]
     assert c.cost.tolist() == [1.0, 5.5, 10.0]
     assert c.at_share(0.25) == (pytest.approx(0.75), pytest.approx(3.25))
+
+
+def test_calibration_metrics():
+    from router.metrics import calibration
+
+    y = np.array([1, 0] * 50)
+    perfect = calibration(np.full(100, 0.5), y)
+    assert perfect["ece"] == pytest.approx(0.0) and perfect["brier"] == pytest.approx(0.25)
+    bad = calibration(np.where(y == 1, 0.0, 1.0), y)
+    assert bad["brier"] == pytest.approx(1.0) and bad["ece"] == pytest.approx(1.0)
