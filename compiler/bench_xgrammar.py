@@ -67,6 +67,7 @@ class XGrammarRunner:
         self.mask_s: list[float] = []
 
     def _start(self) -> None:
+        """Spawn a worker (a few seconds: it loads the tokenizer and XGrammar)."""
         parent, child = self.ctx.Pipe()
         self.proc = self.ctx.Process(target=_worker, args=(child,), daemon=True)
         self.proc.start()
@@ -74,11 +75,21 @@ class XGrammarRunner:
         if not parent.poll(300) or parent.recv() != "ready":
             raise RuntimeError("xgrammar worker did not start")
 
-    def one(self, schema: Any, instances: list[tuple[list[int], bool]]) -> None:
+    def submit(self, schema: Any, instances: list[tuple[list[int], bool]]) -> None:
+        """Hand one schema to the worker and return at once: it runs while the caller goes on."""
+        self.collect()
         if self.proc is None or not self.proc.is_alive():
             self._start()
         self.conn.send((schema, instances))
-        if not self.conn.poll(self.timeout_s):
+        self._pending = (instances, time.perf_counter())
+
+    def collect(self) -> None:
+        """Wait for the pending schema's result, up to the time limit counted from submission."""
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is None:
+            return
+        instances, sent = pending
+        if not self.conn.poll(max(0.0, self.timeout_s - (time.perf_counter() - sent))):
             self.proc.kill()
             self.proc.join()
             self.proc = None
@@ -105,6 +116,7 @@ class XGrammarRunner:
                 self.counts["invalid_accepted"] += 1
 
     def close(self) -> None:
+        self.collect()
         if self.proc is not None and self.proc.is_alive():
             self.conn.send(None)
             self.proc.join(5)
@@ -113,7 +125,7 @@ class XGrammarRunner:
 
     def summary(self) -> dict[str, Any]:
         pct = lambda xs, q, k: float(np.percentile(np.asarray(xs) * k, q)) if xs else None  # noqa: E731
-        keys = ("compiled", "compile_error", "timeout", "crash", "valid_instances", "valid_rejected",
+        keys = ("schemas", "compiled", "compile_error", "timeout", "crash", "valid_instances", "valid_rejected",
                 "invalid_instances", "invalid_accepted")
         return {**{k: int(self.counts.get(k, 0)) for k in keys},
                 "compile_ms": {"p50": pct(self.compile_s, 50, 1e3), "p99": pct(self.compile_s, 99, 1e3)},

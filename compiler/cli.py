@@ -39,7 +39,8 @@ def register_bench(bench_sub) -> None:
     b.add_argument("--schemas", type=Path, default=DEFAULT_MASKBENCH)
     b.add_argument("--limit", type=int, default=None)
     b.add_argument("--timeout", type=float, default=10.0, help="compile time limit per schema (s)")
-    b.add_argument("--xgrammar", action="store_true", help="also measure raw XGrammar (worker process)")
+    b.add_argument("--xgrammar-every", type=int, default=0, metavar="N",
+                   help="also measure raw XGrammar on every Nth schema, in a worker process (0: off)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
     b.add_argument("--name", default="compiler-maskbench")
@@ -115,7 +116,7 @@ def cmd_bench_compiler(args: argparse.Namespace) -> int:
 
     if not args.schemas.exists():
         raise TaskSpecError(f"schema file {args.schemas} does not exist")
-    bench = MaskBench(smollm2_tokenizer(), timeout_s=args.timeout, xgrammar=args.xgrammar)
+    bench = MaskBench(smollm2_tokenizer(), timeout_s=args.timeout, xgrammar_every=args.xgrammar_every)
     t0 = time.perf_counter()
     bench.run(read_maskbench(args.schemas, args.limit), show_progress=not args.no_progress)
     summary = bench.summary()
