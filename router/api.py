@@ -105,7 +105,7 @@ class Router:
 
     def _decide(self, score: float, p: float) -> Decision:
         frontier = score >= self.threshold
-        what = "routing score (z-scored expected frontier gain)" if self.scorer.label == "gain" else "routing score (z-scored 1 - p_success)"
+        what = "z-scored expected frontier gain" if self.scorer.label == "gain" else "z-scored 1 - p_success"
         reason = f"{what} {score:.4f} {'>=' if frontier else '<'} threshold {self.threshold:.4f}"
         return Decision("frontier" if frontier else "local", p, self.threshold, score, reason)
 

@@ -93,11 +93,11 @@ class OutcomeLog:
 
     def to_records(self) -> Iterator[dict[str, Any]]:
         for i, q in enumerate(self.queries):
-            rec: dict[str, Any] = {"id": self.ids[i], "query": q, "local_score": _num(self.local_score[i])}
+            rec: dict[str, Any] = {"id": self.ids[i], "query": q, "local_score": float(self.local_score[i])}
             for name, arr in (("frontier_score", self.frontier_score), ("local_cost", self.local_cost),
                               ("frontier_cost", self.frontier_cost)):
                 if not math.isnan(arr[i]):
-                    rec[name] = _num(arr[i])
+                    rec[name] = float(arr[i])
             if self.groups[i] != self.ids[i]:
                 rec["group"] = self.groups[i]
             yield rec
@@ -106,10 +106,6 @@ class OutcomeLog:
         with open(path, "w", encoding="utf-8") as fh:
             for rec in self.to_records():
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-
-
-def _num(x: float) -> float | bool:
-    return float(x)
 
 
 def _digest(text: str) -> str:
