@@ -75,13 +75,17 @@ def text_stat_matrix(texts: Sequence[str]) -> np.ndarray:
     return np.asarray([text_stats(t) for t in texts], dtype=np.float64)
 
 
-def build_features(groups: Sequence[str], embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-    """Concatenate the named feature groups, in FEATURE_GROUPS order."""
+def build_features(groups: Sequence[str], embeddings: np.ndarray, texts: Sequence[str],
+                   stats: np.ndarray | None = None) -> np.ndarray:
+    """Concatenate the named feature groups, in FEATURE_GROUPS order (`stats`: precomputed text stats)."""
     parts = []
     for g in FEATURE_GROUPS:
         if g not in groups:
             continue
-        parts.append(np.asarray(embeddings, dtype=np.float64) if g == "embedding" else text_stat_matrix(texts))
+        if g == "embedding":
+            parts.append(np.asarray(embeddings, dtype=np.float64))
+        else:
+            parts.append(text_stat_matrix(texts) if stats is None else stats)
     unknown = set(groups) - set(FEATURE_GROUPS)
     if unknown:
         raise ValueError(f"unknown feature group(s): {sorted(unknown)}; known: {list(FEATURE_GROUPS)}")

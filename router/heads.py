@@ -105,7 +105,7 @@ class Head:
         s = self.state_
         norms = np.linalg.norm(Z, axis=1, keepdims=True)
         norms[norms < 1e-12] = 1.0
-        sims = (Z / norms).astype(np.float32) @ s["points"].T
+        sims = (s["points"] @ (Z / norms).astype(np.float32).T).T  # no transposed copy of the points
         k = int(s["k"][0])
         idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         # Bayesian smoothing toward the prior keeps probabilities off 0 and 1

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from router.errors import ConfigError, NotFittedError
-from router.features import build_features
+from router.features import build_features, text_stat_matrix
 from router.heads import Head, apply_platt, fit_platt
 
 LABEL_MODES = ("local", "gain")
@@ -82,10 +82,11 @@ class RoutingScorer:
         if not hasattr(self, "local_head_"):
             raise NotFittedError("the routing scorer is not fitted yet; call fit() first")
 
-    def score_and_p(self, embeddings: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def score_and_p(self, embeddings: np.ndarray, texts: Sequence[str], stats: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """(routing score, calibrated P(local succeeds)) per query."""
         self._check()
-        X = build_features(self.features, embeddings, texts)
+        X = build_features(self.features, embeddings, texts, stats)
         p_local = self.local_head_.predict_proba(X)
         if self.frontier_head_ is None:
             score = 1.0 - p_local
@@ -126,8 +127,9 @@ class EnsembleScorer:
         if not hasattr(self, "stats_"):
             raise NotFittedError("the ensemble is not fitted yet; call fit() first")
         total, p0 = 0.0, None
+        stats = text_stat_matrix(texts) if any("text_stats" in m.features for m in self.members) else None
         for m, (mu, sd) in zip(self.members, self.stats_):
-            raw, p = m.score_and_p(embeddings, texts)
+            raw, p = m.score_and_p(embeddings, texts, stats)
             total = total + (raw - mu) / sd
             p0 = p if p0 is None else p0
         return total / len(self.members), p0
