@@ -41,19 +41,21 @@ def _worker(conn) -> None:
             continue
         dt = time.perf_counter() - t0
         accepted, masks = [], []
-        for tokens, valid in instances:
-            m = xgr.GrammarMatcher(cg)
-            ok = True
-            for t in tokens:
-                if valid:
-                    s = time.perf_counter()
-                    m.fill_next_token_bitmask(bitmask)
-                    masks.append(time.perf_counter() - s)
-                if not m.accept_token(t):
-                    ok = False
-                    break
-            accepted.append(ok and m.accept_token(eos))
+        for variants, valid in instances:
+            accepted.append(any(_force(xgr, cg, tokens, valid, bitmask, masks, eos) for tokens in variants))
         conn.send(("ok", dt, "", accepted, masks))
+
+
+def _force(xgr, cg, tokens, valid, bitmask, masks, eos) -> bool:
+    m = xgr.GrammarMatcher(cg)
+    for t in tokens:
+        if valid:
+            s = time.perf_counter()
+            m.fill_next_token_bitmask(bitmask)
+            masks.append(time.perf_counter() - s)
+        if not m.accept_token(t):
+            return False
+    return bool(m.accept_token(eos))
 
 
 class XGrammarRunner:
@@ -75,7 +77,7 @@ class XGrammarRunner:
         if not parent.poll(300) or parent.recv() != "ready":
             raise RuntimeError("xgrammar worker did not start")
 
-    def submit(self, schema: Any, instances: list[tuple[list[int], bool]]) -> None:
+    def submit(self, schema: Any, instances: list[tuple[list[list[int]], bool]]) -> None:
         """Hand one schema to the worker and return at once: it runs while the caller goes on."""
         self.collect()
         if self.proc is None or not self.proc.is_alive():

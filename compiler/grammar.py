@@ -84,14 +84,17 @@ class GrammarCompiler:
         self._lock = threading.Lock()
 
     def cache_key(self, schema: dict | str) -> str:
-        text = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True, separators=(",", ":"))
+        """Hash of the schema text (key order kept: it decides the order the grammar emits properties in),
+        the tokenizer, the engine and the options."""
+        text = schema if isinstance(schema, str) else _text(schema)
         h = hashlib.sha256(text.encode())
         h.update(f"|{self.tokenizer.hash}|{self.engine}|{_OPTIONS_TEXT}".encode())
         return h.hexdigest()
 
     def compile(self, schema: dict, report: FeatureReport) -> CompiledGrammar:
-        """Compile `schema` (owned by the compiler from here on: relaxation edits it in place)."""
-        key = self.cache_key(schema)
+        """Compile `schema`; neither it nor `report` is modified (relaxation works on copies)."""
+        text = _text(schema)
+        key = self.cache_key(text)
         with self._lock:
             hit = self._memory.get(key)
         if hit is not None:
@@ -105,8 +108,7 @@ class GrammarCompiler:
                 raise GrammarCompileError(f"cached grammar no longer compiles: {template.get_error()}")
             cached = True
         else:
-            relaxed, rep = schema, report
-            grammar, template = self._compile_relaxing(relaxed, rep)
+            grammar, template, relaxed, rep = self._compile_relaxing(schema, text, report)
             cached = False
             self._write_disk(key, {"grammar": grammar, "schema": relaxed, "report": rep.to_dict()})
         out = CompiledGrammar(key, self.engine, grammar, relaxed, rep, time.perf_counter() - start, cached, template)
@@ -120,20 +122,25 @@ class GrammarCompiler:
         return run_with_timeout(lambda: llguidance.LLMatcher(self.tokenizer.ll, grammar, log_level=0),
                                 self.timeout_s, "grammar compilation")
 
-    def _compile_relaxing(self, schema: dict, report: FeatureReport):
+    def _compile_relaxing(self, schema: dict, text: str, report: FeatureReport):
+        """Compile; on an unimplemented feature, relax a copy of the schema and try again."""
         import llguidance
 
+        source: dict | str = text
         for _ in range(MAX_RELAXATIONS):
             try:
-                grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS)
+                grammar = llguidance.LLMatcher.grammar_from_json_schema(source, defaults=JSON_OPTIONS)
             except ValueError as exc:
                 raise GrammarCompileError(f"schema rejected by llguidance: {exc}") from exc
             matcher = self._matcher(grammar)
             if not matcher.is_error():
-                return grammar, matcher
+                return grammar, matcher, schema, report
             error = matcher.get_error()
+            if source is text:  # first relaxation: work on private copies
+                schema, report = json.loads(text), copy.deepcopy(report)
             if not self._relax(schema, report, error):
                 raise GrammarCompileError(f"llguidance cannot compile this schema: {error}")
+            source = schema
         raise GrammarCompileError("too many relaxations needed to compile this schema")
 
     @staticmethod
@@ -164,6 +171,10 @@ class GrammarCompiler:
         tmp = self.cache_dir / f".{key}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(body))
         tmp.replace(self.cache_dir / f"{key}.json")
+
+
+def _text(schema: Any) -> str:
+    return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
 
 
 def _report_from(saved: dict, base: FeatureReport) -> FeatureReport:
@@ -235,6 +246,7 @@ class XGrammarCompiler(GrammarCompiler):
             if key in self._memory:
                 return self._memory[key]
         start = time.perf_counter()
+        report = copy.deepcopy(report)
         for kw, ptr in report.enforced:
             if kw not in XGRAMMAR_ENFORCED:
                 report.post_validated.append((kw, ptr, "not enforced by XGrammar; checked by validation"))

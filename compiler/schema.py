@@ -125,7 +125,10 @@ def _definition_owner(pointer: str) -> str:
 
 
 def normalise(schema: Any, options: SchemaOptions = SchemaOptions()) -> tuple[dict, FeatureReport]:
-    """Copy, check and bound a schema; grammar-driven relaxations are added later by `relax`."""
+    """Check, report and bound a schema; the grammar stage adds relaxations later.
+
+    Copy-on-write: the input is never modified, and is returned as is when nothing
+    needs bounding (faithful mode)."""
     if schema is True or schema == {}:
         if options.refuse_empty_schema:
             raise SchemaRefused("the empty schema allows any JSON, so generation is unbounded", keyword="{}",
@@ -135,28 +138,35 @@ def normalise(schema: Any, options: SchemaOptions = SchemaOptions()) -> tuple[di
         raise SchemaRefused("the schema `false` accepts nothing", keyword="false", pointer="")
     if not isinstance(schema, dict):
         raise SchemaRefused(f"a schema must be an object, got {type(schema).__name__}", keyword="type", pointer="")
-    out = json.loads(json.dumps(schema))  # a private copy (faster than deepcopy for JSON data)
     report = FeatureReport()
-    for ptr, sub in walk(out):
+    for ptr, sub in walk(schema):
         for kw in sub:
             if kw not in ANNOTATIONS and not kw.startswith("x-"):
                 report.enforced.append((kw, ptr))
-        types = sub.get("type")
-        types = types if isinstance(types, list) else [types]
-        free_string = ("string" in types and not {"enum", "const", "pattern", "format", "maxLength"} & set(sub))
-        if free_string and options.max_string_length is not None:
-            sub["maxLength"] = options.max_string_length
-            report.bounded.append(("maxLength", ptr, options.max_string_length))
-        if options.close_objects and "properties" in sub and "additionalProperties" not in sub \
-                and "patternProperties" not in sub and not {"allOf", "anyOf", "oneOf", "$ref"} & set(sub):
-            # open objects let a model invent keys forever; outputs stay valid for the original schema
-            sub["additionalProperties"] = False
-            report.bounded.append(("additionalProperties", ptr, False))
-        if "array" in types and "maxItems" not in sub and options.max_items is not None:
-            sub["maxItems"] = options.max_items
-            report.bounded.append(("maxItems", ptr, options.max_items))
+    out = schema
+    if options.max_string_length is not None or options.max_items is not None or options.close_objects:
+        out = json.loads(json.dumps(schema))  # a private copy to bound (faster than deepcopy for JSON data)
+        for ptr, sub in walk(out):
+            _bound(sub, ptr, options, report)
     report.recursive_refs = _recursive_refs(out)
     return out, report
+
+
+def _bound(sub: dict, ptr: str, options: SchemaOptions, report: FeatureReport) -> None:
+    types = sub.get("type")
+    types = types if isinstance(types, list) else [types]
+    free_string = "string" in types and not {"enum", "const", "pattern", "format", "maxLength"} & set(sub)
+    if free_string and options.max_string_length is not None:
+        sub["maxLength"] = options.max_string_length
+        report.bounded.append(("maxLength", ptr, options.max_string_length))
+    if options.close_objects and "properties" in sub and "additionalProperties" not in sub \
+            and "patternProperties" not in sub and not {"allOf", "anyOf", "oneOf", "$ref"} & set(sub):
+        # open objects let a model invent keys forever; outputs stay valid for the original schema
+        sub["additionalProperties"] = False
+        report.bounded.append(("additionalProperties", ptr, False))
+    if "array" in types and "maxItems" not in sub and options.max_items is not None:
+        sub["maxItems"] = options.max_items
+        report.bounded.append(("maxItems", ptr, options.max_items))
 
 
 def drop_keyword(schema: dict, keyword: str, report: FeatureReport, why: str) -> bool:

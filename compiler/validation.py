@@ -7,6 +7,19 @@ from typing import Any, Callable
 from compiler.errors import SchemaRefused
 
 
+def _format_checker():
+    """Every format jsonschema knows, whatever the draft (a draft-04 schema's `date` is still checked)."""
+    global _CHECKER
+    if _CHECKER is None:
+        import jsonschema
+
+        _CHECKER = jsonschema.FormatChecker()
+    return _CHECKER
+
+
+_CHECKER = None
+
+
 def check_schema(schema: Any) -> None:
     """Refuse a schema that jsonschema itself considers invalid (slow: done once per task)."""
     import jsonschema
@@ -26,7 +39,7 @@ def make_validator(schema: Any) -> Callable[[Any], bool]:
     from jsonschema.validators import validator_for
 
     cls = validator_for(schema, default=jsonschema.Draft202012Validator)
-    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    validator = cls(schema, format_checker=_format_checker())
 
     def ok(instance: Any) -> bool:
         try:
@@ -42,7 +55,7 @@ def validation_errors(schema: Any, instance: Any, limit: int = 5) -> list[str]:
     from jsonschema.validators import validator_for
 
     cls = validator_for(schema, default=jsonschema.Draft202012Validator)
-    v = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    v = cls(schema, format_checker=_format_checker())
     errs = []
     for e in v.iter_errors(instance):
         errs.append(f"{'/' + '/'.join(map(str, e.absolute_path))}: {e.message}")
