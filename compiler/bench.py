@@ -77,7 +77,16 @@ def _branches(schema: Any, root: Any, depth: int = 0) -> list[dict]:
     return out
 
 
-def in_schema_order(data: Any, schema: Any, root: Any, depth: int = 0) -> Any:
+def _best_branch(data: dict, branches: list[dict], root: Any) -> list[dict]:
+    """The anyOf/oneOf alternative whose properties cover the data's keys best, with its allOf parts."""
+    alts = [b for b in branches if isinstance(b.get("properties"), dict)]
+    if not alts:
+        return branches
+    best = max(alts, key=lambda b: (len(set(data) & set(b["properties"])), -len(set(data) - set(b["properties"]))))
+    return _branches(best, root)
+
+
+def in_schema_order(data: Any, schema: Any, root: Any, depth: int = 0, best: bool = False) -> Any:
     """The same value with object keys in the order the schema lists its properties.
 
     The grammar emits properties in schema order (one canonical serialisation); an
@@ -88,6 +97,8 @@ def in_schema_order(data: Any, schema: Any, root: Any, depth: int = 0) -> Any:
         return data
     branches = _branches(schema, root)
     if isinstance(data, dict):
+        if best:
+            branches = _best_branch(data, branches, root)
         order: list[str] = []
         props: dict[str, Any] = {}
         for b in branches:
@@ -96,23 +107,27 @@ def in_schema_order(data: Any, schema: Any, root: Any, depth: int = 0) -> Any:
                     order.append(k)
                     props[k] = sub
         keys = [k for k in order if k in data] + [k for k in data if k not in props]
-        return {k: in_schema_order(data[k], props.get(k, {}), root, depth + 1) for k in keys}
+        return {k: in_schema_order(data[k], props.get(k, {}), root, depth + 1, best) for k in keys}
     if isinstance(data, list):
         items = next((b["items"] for b in branches if isinstance(b.get("items"), dict)), {})
         prefix = next((b["prefixItems"] for b in branches if isinstance(b.get("prefixItems"), list)), [])
-        return [in_schema_order(x, prefix[i] if i < len(prefix) else items, root, depth + 1)
+        return [in_schema_order(x, prefix[i] if i < len(prefix) else items, root, depth + 1, best)
                 for i, x in enumerate(data)]
     return data
 
 
 def candidates(instance: Any, schema: Any) -> list[str]:
-    """Serialisations to force: as written, and in schema key order when that differs."""
+    """Serialisations to force: as written, in schema key order (all alternatives' properties
+    merged), and in the order of the best-matching alternative at each level."""
     texts = [serialise(instance)]
-    try:
-        ordered = serialise(in_schema_order(instance, schema, schema))
-    except (TypeError, ValueError, AttributeError):
-        return texts
-    return texts if ordered == texts[0] else texts + [ordered]
+    for best in (False, True):
+        try:
+            text = serialise(in_schema_order(instance, schema, schema, best=best))
+        except (TypeError, ValueError, AttributeError, RecursionError):
+            continue
+        if text not in texts:
+            texts.append(text)
+    return texts
 
 
 class MaskBench:
