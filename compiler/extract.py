@@ -13,25 +13,19 @@ from compiler.program import Failure, Program
 
 
 def read_inputs(path: Path, text_field: str = "text") -> Iterator[tuple[int, Any, str | None, str | None]]:
-    """(line number, id, text or None, error or None) per non-blank line."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield lineno, f"line-{lineno}", None, f"malformed JSON: {exc.msg}"
-                continue
-            if not isinstance(obj, dict):
-                yield lineno, f"line-{lineno}", None, "expected a JSON object"
-                continue
-            rid = obj.get("id", f"line-{lineno}")
-            text = obj.get(text_field)
-            if not isinstance(text, str) or not text.strip():
-                yield lineno, rid, None, f"missing or empty text field {text_field!r}"
-                continue
-            yield lineno, rid, text, None
+    """(line number, id, text or None, error or None) per record of a JSONL (or CSV) input."""
+    from router.records import iter_raw_rows
+
+    for lineno, obj, error in iter_raw_rows(path):
+        if error is not None:
+            yield lineno, f"line-{lineno}", None, error
+            continue
+        rid = obj.get("id", f"line-{lineno}")
+        text = obj.get(text_field)
+        if not isinstance(text, str) or not text.strip():
+            yield lineno, rid, None, f"missing or empty text field {text_field!r}"
+            continue
+        yield lineno, rid, text, None
 
 
 def done_ids(path: Path) -> set[str]:
