@@ -8,7 +8,6 @@ keyword and its JSON pointer. Nothing is dropped silently.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -62,10 +61,6 @@ class FeatureReport:
             "bounded": [{"keyword": k, "pointer": p, "value": v} for k, p, v in self.bounded],
             "recursive_refs": self.recursive_refs,
         }
-
-
-def schema_hash(schema: Any) -> str:
-    return hashlib.sha256(json.dumps(schema, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _escape(key: str) -> str:

@@ -33,13 +33,18 @@ def check_schema(schema: Any) -> None:
                             pointer="/" + "/".join(map(str, exc.absolute_path))) from exc
 
 
-def make_validator(schema: Any) -> Callable[[Any], bool]:
-    """A predicate for `schema`; an instance that makes jsonschema itself fail counts as invalid."""
+def _validator(schema: Any):
+    """jsonschema's validator for the schema's draft (2020-12 by default), every format asserted."""
     import jsonschema
     from jsonschema.validators import validator_for
 
     cls = validator_for(schema, default=jsonschema.Draft202012Validator)
-    validator = cls(schema, format_checker=_format_checker())
+    return cls(schema, format_checker=_format_checker())
+
+
+def make_validator(schema: Any) -> Callable[[Any], bool]:
+    """A predicate for `schema`; an instance that makes jsonschema itself fail counts as invalid."""
+    validator = _validator(schema)
 
     def ok(instance: Any) -> bool:
         try:
@@ -51,13 +56,8 @@ def make_validator(schema: Any) -> Callable[[Any], bool]:
 
 
 def validation_errors(schema: Any, instance: Any, limit: int = 5) -> list[str]:
-    import jsonschema
-    from jsonschema.validators import validator_for
-
-    cls = validator_for(schema, default=jsonschema.Draft202012Validator)
-    v = cls(schema, format_checker=_format_checker())
     errs = []
-    for e in v.iter_errors(instance):
+    for e in _validator(schema).iter_errors(instance):
         errs.append(f"{'/' + '/'.join(map(str, e.absolute_path))}: {e.message}")
         if len(errs) >= limit:
             break

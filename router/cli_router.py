@@ -166,10 +166,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _frontier(log: OutcomeLog) -> np.ndarray:
-    return np.where(np.isnan(log.frontier_score), 1.0, log.frontier_score)
-
-
 def cmd_route(args: argparse.Namespace) -> int:
     from router.api import Router
 
@@ -213,7 +209,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     score, _ = router.scores(embedder.encode(log.queries), log.queries)
     lc, fc = fill_costs(len(log), log.local_cost, log.frontier_cost, *prices(args))
     share = float(np.mean(score >= router.threshold))
-    table = build_report(score, log.local_score, _frontier(log), lc, fc, log.queries,
+    table = build_report(score, log.local_score, log.frontier_or_right(), lc, fc, log.queries,
                          Target(kind="frontier_share", value=share))
     if args.json:
         print(json.dumps(public_json(table), indent=2))

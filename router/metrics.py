@@ -96,12 +96,6 @@ def oracle_priority(local_score: np.ndarray, frontier_score: np.ndarray) -> np.n
     """The oracle sends queries where the frontier gains most first."""
     return np.asarray(frontier_score, float) - np.asarray(local_score, float)
 
-
-def random_apgr_expected() -> float:
-    """A random router's expected APGR: the straight line from (0, 0) to (1, 1)."""
-    return 0.5
-
-
 def calibration(p: np.ndarray, outcome: np.ndarray, bins: int = 10) -> dict[str, float]:
     """Brier score and expected calibration error of P(local succeeds) against binary outcomes."""
     p = np.asarray(p, float)

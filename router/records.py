@@ -61,6 +61,10 @@ class OutcomeLog:
     def has_frontier(self) -> bool:
         return bool(len(self)) and not np.isnan(self.frontier_score).any()
 
+    def frontier_or_right(self) -> np.ndarray:
+        """Frontier scores with missing ones taken as 1.0 (frontier right), as the reports assume."""
+        return frontier_or_right(self.frontier_score)
+
     @property
     def has_local(self) -> bool:
         return bool(len(self)) and not np.isnan(self.local_score).any()
@@ -106,6 +110,10 @@ class OutcomeLog:
         with open(path, "w", encoding="utf-8") as fh:
             for rec in self.to_records():
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+def frontier_or_right(frontier_score: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(frontier_score), 1.0, frontier_score)
 
 
 def _digest(text: str) -> str:

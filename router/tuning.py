@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from router.errors import ConfigError
 from router.heads import FAMILIES
 from router.metrics import routing_curve
+from router.records import frontier_or_right
 from router.scorer import EnsembleScorer, RoutingScorer, binarize
 
 FEATURE_SETS = {"emb": ("embedding",), "emb+stats": ("embedding", "text_stats"), "stats": ("text_stats",)}
@@ -68,7 +69,7 @@ class Data:
 def make_data(embeddings: np.ndarray, texts: Sequence[str], local_score: np.ndarray,
               frontier_score: np.ndarray, groups: np.ndarray) -> Data:
     has_frontier = not np.isnan(frontier_score).any()
-    fs = np.where(np.isnan(frontier_score), 1.0, frontier_score)
+    fs = frontier_or_right(frontier_score)
     return Data(np.asarray(embeddings), list(texts), np.asarray(local_score, float), fs, np.asarray(groups),
                 has_frontier)
 
@@ -152,14 +153,6 @@ class StudyResult:
     configs: list[dict[str, Any]]  # best first, distinct
     values: list[float]
     n_trials: int
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.configs[0]
-
-    @property
-    def value(self) -> float:
-        return self.values[0]
 
 
 def tune(data: Data, opts: TuneOptions, study_name: str, progress=None) -> StudyResult:

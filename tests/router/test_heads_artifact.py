@@ -75,24 +75,24 @@ def test_tampered_arrays_are_refused(tmp_path):
         Router.load(tmp_path / "r")
 
 
-def test_tampered_config_is_refused(tmp_path):
+def saved_with_config_edit(tmp_path, key, value):
+    """Save a router, then change one key of its router.json by hand."""
     fitted_router().save(tmp_path / "r")
     path = tmp_path / "r" / CONFIG_FILE
     cfg = json.loads(path.read_text())
-    cfg["threshold"] = -100.0
+    cfg[key] = value
     path.write_text(json.dumps(cfg))
+    return tmp_path / "r"
+
+
+def test_tampered_config_is_refused(tmp_path):
     with pytest.raises(ArtifactError, match="modified"):
-        Router.load(tmp_path / "r")
+        Router.load(saved_with_config_edit(tmp_path, "threshold", -100.0))
 
 
 def test_incompatible_version_and_missing_artifact(tmp_path):
-    fitted_router().save(tmp_path / "r")
-    path = tmp_path / "r" / CONFIG_FILE
-    cfg = json.loads(path.read_text())
-    cfg["format_version"] = 99
-    path.write_text(json.dumps(cfg))
     with pytest.raises(ArtifactError, match="format version"):
-        Router.load(tmp_path / "r")
+        Router.load(saved_with_config_edit(tmp_path, "format_version", 99))
     with pytest.raises(ArtifactError, match="not a router artifact"):
         Router.load(tmp_path / "nothing")
 
