@@ -130,6 +130,94 @@ def candidates(instance: Any, schema: Any) -> list[str]:
     return texts
 
 
+class OrderSearch:
+    """Does the grammar accept the instance with its object keys in *some* order?
+
+    A JSON object is unordered, but the grammar emits properties in one fixed order,
+    which for nested anyOf/oneOf branches and pattern/additional properties is not
+    always the one `candidates` guesses. This walks the value piece by piece with the
+    matcher, trying the remaining keys of each object in turn and backtracking, within
+    a budget of token-consume attempts. Separate pieces give a non-canonical
+    tokenisation, which llguidance accepts like any other.
+    """
+
+    def __init__(self, encode, budget: int = 20000):
+        self.encode = encode
+        self.budget = budget
+        self._pieces: dict[str, list[int]] = {}
+
+    def accepts(self, matcher, value: Any, schema: Any = None) -> bool:
+        """True if some key order of `value` is accepted; keys are tried in `schema` order first."""
+        self.left = self.budget
+        if schema is not None:
+            try:
+                value = in_schema_order(value, schema, schema, best=True)
+            except (TypeError, ValueError, AttributeError, RecursionError):
+                pass
+        try:
+            return any(m.is_accepting() for m in self._value(matcher, value))
+        except _BudgetSpent:
+            return False
+
+    def _feed(self, matcher, text: str):
+        self.left -= 1
+        if self.left < 0:
+            raise _BudgetSpent
+        tokens = self._pieces.get(text)
+        if tokens is None:
+            tokens = self._pieces[text] = self.encode(text)
+        m = matcher.deep_copy()
+        return m if all(m.consume_token(t) for t in tokens) else None
+
+    def _value(self, matcher, value: Any) -> Iterator[Any]:
+        if isinstance(value, dict):
+            start = self._feed(matcher, "{")
+            if start is not None:
+                yield from self._members(start, value, list(value), first=True)
+        elif isinstance(value, list):
+            start = self._feed(matcher, "[")
+            if start is not None:
+                yield from self._items(start, value, 0)
+        else:
+            texts = [serialise(value)]
+            if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+                texts.append(serialise(int(value)))  # 0.0 and 0 are the same JSON number
+            for text in texts:
+                m = self._feed(matcher, text)
+                if m is not None:
+                    yield m
+
+    def _members(self, matcher, value: dict, keys: list[str], first: bool) -> Iterator[Any]:
+        if not keys:
+            m = self._feed(matcher, "}")
+            if m is not None:
+                yield m
+            return
+        sep = "" if first else JSON_OPTIONS["item_separator"]
+        for i, key in enumerate(keys):
+            m = self._feed(matcher, sep + serialise(key) + JSON_OPTIONS["key_separator"])
+            if m is None:
+                continue
+            for after in self._value(m, value[key]):
+                yield from self._members(after, value, keys[:i] + keys[i + 1:], first=False)
+
+    def _items(self, matcher, value: list, i: int) -> Iterator[Any]:
+        if i == len(value):
+            m = self._feed(matcher, "]")
+            if m is not None:
+                yield m
+            return
+        m = matcher if i == 0 else self._feed(matcher, JSON_OPTIONS["item_separator"])
+        if m is None:
+            return
+        for after in self._value(m, value[i]):
+            yield from self._items(after, value, i + 1)
+
+
+class _BudgetSpent(Exception):
+    pass
+
+
 class MaskBench:
     def __init__(self, tokenizer: TokenizerInfo, timeout_s: float = 10.0, xgrammar_every: int = 0):
         self.tok = tokenizer
@@ -144,6 +232,7 @@ class MaskBench:
         import llguidance.torch as llt
 
         self.bitmask = llt.allocate_token_bitmask(1, tokenizer.ll.vocab_size)
+        self.order_search = OrderSearch(lambda text: tokenizer.hf.encode(text, add_special_tokens=False))
         self.counts: Counter = Counter()
         self.raw: Counter = Counter()
         self.reasons: Counter = Counter()
@@ -220,13 +309,13 @@ class MaskBench:
             if raw_status == "ok":
                 r[f"{kind}_instances"] += 1
                 ok = any(force_tokens(raw_matcher.deep_copy(), tokens, self.bitmask, self.raw_tbm if valid else None)
-                         for tokens in variants)
+                         for tokens in variants) or self.order_search.accepts(raw_matcher, test["data"], schema)
                 r["valid_rejected" if valid and not ok else "invalid_accepted" if ok and not valid else "agree"] += 1
             if status != "ok":
                 continue
             c[f"{kind}_instances"] += 1
             grammar_ok = any(force_tokens(compiled.matcher(), tokens, self.bitmask, self.tbm if valid else None)
-                             for tokens in variants)
+                             for tokens in variants) or self.order_search.accepts(compiled.matcher(), test["data"], schema)
             program_ok = grammar_ok and validator(test["data"])
             if valid and not program_ok:
                 c["valid_rejected"] += 1
