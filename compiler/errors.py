@@ -53,3 +53,63 @@ class OutputValidationError(CompilerError):
 
 class BackendError(CompilerError):
     """A generation backend failed (model load, device, server)."""
+
+
+class StrictSchemaError(TaskSpecError):
+    """The task cannot be expressed in a provider's strict structured-output mode; raised before any request."""
+
+    def __init__(self, message: str, *, keyword: str, pointer: str, **kw):
+        super().__init__(f"{message} (keyword {keyword!r} at {pointer or '/'})", **kw)
+        self.keyword = keyword
+        self.pointer = pointer
+
+
+class Refusal(CompilerError):
+    """The model declined to answer (OpenAI's `message.refusal`); carries the refusal text."""
+
+    def __init__(self, message: str, *, refusal: str, attempts: int = 1, **kw):
+        super().__init__(message, **kw)
+        self.refusal = refusal
+        self.attempts = attempts
+
+
+class RemoteError(BackendError):
+    """A call to a server (OpenAI-compatible or frontier) failed; `status` is the HTTP status if there was one
+    and `attempts` how many requests were sent, retries included."""
+
+    def __init__(self, message: str, *, status: int | None = None, attempts: int = 1, **kw):
+        super().__init__(message, **kw)
+        self.status = status
+        self.attempts = attempts
+
+
+class RateLimited(RemoteError):
+    """HTTP 429 on every attempt."""
+
+    retryable = True
+
+
+class ServerError(RemoteError):
+    """HTTP 408, 409 or 5xx on every attempt."""
+
+    retryable = True
+
+
+class RequestRejected(RemoteError):
+    """HTTP 400, 401, 403, 404, 422 and other client errors: never retried."""
+
+
+class ConnectionFailed(RemoteError):
+    """The server could not be reached, or the connection dropped or timed out."""
+
+    retryable = True
+
+
+class MalformedResponse(RemoteError):
+    """The server answered 2xx with a body that is not a chat completion."""
+
+    retryable = True
+
+
+class DeadlineExceeded(RemoteError):
+    """The call's overall deadline passed (retries included)."""

@@ -1,4 +1,9 @@
-"""Programs: render the prompt, generate under the grammar, parse, validate, retry with feedback."""
+"""Programs: render the prompt, generate under the constraint, parse, validate, retry with feedback.
+
+The same compiled task runs on any backend: a local model (transformers; the grammar is
+compiled for its tokenizer) or a server (vLLM, llama.cpp, OpenAI; the schema travels in
+the request). `run_many` batches; `arun_many` is its async twin for server backends.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from compiler.backends.base import Generation
 from compiler.errors import CompilerError, IncompleteOutput, OutputValidationError
 from compiler.grammar import GrammarCompiler, make_compiler
 from compiler.task import CompiledTask
@@ -34,6 +40,7 @@ class Result:
     attempts: int
     latency_s: float
     usage: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
 
 
 @dataclass
@@ -44,10 +51,64 @@ class Failure:
     attempts: int
     latency_s: float
     usage: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
+
+
+class _Batch:
+    """The validation-retry loop's state for a batch of inputs, shared by `run_many` and `arun_many`."""
+
+    def __init__(self, program: "Program", texts: Sequence[str]):
+        self.program, self.texts = program, texts
+        n = len(texts)
+        self.results: list[Result | Failure | None] = [None] * n
+        self.feedback: list[list[tuple[str, str]]] = [[] for _ in range(n)]
+        self.usage = [{"prompt_tokens": 0, "completion_tokens": 0} for _ in range(n)]
+        self.cost: list[float | None] = [None] * n
+        self.pending = list(range(n))
+        self.attempt = 0
+        self.start = time.perf_counter()
+
+    def next_conversations(self) -> list[list[dict[str, str]]]:
+        """The conversations to send next; empty when every input has its outcome."""
+        if self.attempt > self.program.options.max_retries:
+            self.pending = []
+        self.attempt += 1
+        task = self.program.task
+        return [task.messages(self.texts[i], self.feedback[i]) for i in self.pending]
+
+    def absorb(self, gens: list[Generation]) -> None:
+        p, opts = self.program, self.program.options
+        still = []
+        elapsed = time.perf_counter() - self.start
+        for i, g in zip(self.pending, gens):
+            self.usage[i]["prompt_tokens"] += g.prompt_tokens
+            self.usage[i]["completion_tokens"] += g.completion_tokens
+            if g.cost_usd is not None:
+                self.cost[i] = (self.cost[i] or 0.0) + g.cost_usd
+            meta = dict(backend=p.backend.name, model=g.model or p.backend.model_name, attempts=self.attempt,
+                        latency_s=elapsed, usage=dict(self.usage[i]), cost_usd=self.cost[i])
+            if g.error is not None:
+                self.results[i] = Failure(g.error, **meta)
+                continue
+            if not g.finished:
+                err = IncompleteOutput(f"output truncated at max_tokens={opts.max_tokens}",
+                                       tokens=g.completion_tokens, hint="raise max_tokens or tighten the schema")
+                self.results[i] = Failure(err, **meta)
+                continue
+            try:
+                self.results[i] = Result(p.task.parse(g.text), g.text, **meta)
+            except OutputValidationError as exc:
+                if self.attempt <= opts.max_retries:
+                    self.feedback[i].append((g.text, exc.message))
+                    still.append(i)
+                else:
+                    exc.attempts = self.attempt
+                    self.results[i] = Failure(exc, **meta)
+        self.pending = still
 
 
 class Program:
-    """A compiled task bound to a local backend. `run_many` batches inputs; each input gets a
+    """A compiled task bound to a backend. `run_many` batches inputs; each input gets a
     `Result` or a `Failure` carrying a typed error (never partial JSON)."""
 
     def __init__(self, task: CompiledTask, backend: Any, options: ProgramOptions = ProgramOptions(),
@@ -55,49 +116,41 @@ class Program:
         self.task = task
         self.backend = backend
         self.options = options
-        self.compiler = compiler or make_compiler(options.engine, backend.tokenizer_info(),
-                                                  timeout_s=options.compile_timeout_s)
-        self.grammar = self.compiler.compile(task.schema, task.report) if options.constrained else None
+        self.grammar: Any = None  # the backend's constraint: a compiled grammar, or a server request format
+        if not options.constrained:
+            return
+        if hasattr(backend, "tokenizer_info"):
+            self.compiler = compiler or make_compiler(options.engine, backend.tokenizer_info(),
+                                                      timeout_s=options.compile_timeout_s)
+            self.grammar = self.compiler.compile(task.schema, task.report)
+        else:
+            self.grammar = backend.constraint_for(task)
+
+    def _generate_kwargs(self) -> dict[str, Any]:
+        o = self.options
+        return dict(max_tokens=o.max_tokens, temperature=o.temperature, repetition_penalty=o.repetition_penalty)
 
     def run(self, text: str) -> Result:
-        out = self.run_many([text])[0]
-        if isinstance(out, Failure):
-            raise out.error
-        return out
+        return _raise_failure(self.run_many([text])[0])
 
     def run_many(self, texts: Sequence[str]) -> list[Result | Failure]:
-        n = len(texts)
-        results: list[Result | Failure | None] = [None] * n
-        feedback: list[list[tuple[str, str]]] = [[] for _ in range(n)]
-        usage = [{"prompt_tokens": 0, "completion_tokens": 0} for _ in range(n)]
-        start = time.perf_counter()
-        pending = list(range(n))
-        for attempt in range(1, self.options.max_retries + 2):
-            if not pending:
-                break
-            gens = self.backend.generate([self.task.messages(texts[i], feedback[i]) for i in pending], self.grammar,
-                                         self.options.max_tokens, self.options.temperature,
-                                         repetition_penalty=self.options.repetition_penalty)
-            still = []
-            elapsed = time.perf_counter() - start
-            for i, g in zip(pending, gens):
-                usage[i]["prompt_tokens"] += g.prompt_tokens
-                usage[i]["completion_tokens"] += g.completion_tokens
-                meta = dict(backend=self.backend.name, model=self.backend.model_name, attempts=attempt,
-                            latency_s=elapsed, usage=dict(usage[i]))
-                if not g.finished:
-                    err = IncompleteOutput(f"output truncated at max_tokens={self.options.max_tokens}",
-                                           tokens=g.completion_tokens, hint="raise max_tokens or tighten the schema")
-                    results[i] = Failure(err, **meta)
-                    continue
-                try:
-                    results[i] = Result(self.task.parse(g.text), g.text, **meta)
-                except OutputValidationError as exc:
-                    if attempt <= self.options.max_retries:
-                        feedback[i].append((g.text, exc.message))
-                        still.append(i)
-                    else:
-                        exc.attempts = attempt
-                        results[i] = Failure(exc, **meta)
-            pending = still
-        return results  # type: ignore[return-value]
+        batch = _Batch(self, texts)
+        while conversations := batch.next_conversations():
+            batch.absorb(self.backend.generate(conversations, self.grammar, **self._generate_kwargs()))
+        return batch.results  # type: ignore[return-value]
+
+    async def arun(self, text: str) -> Result:
+        return _raise_failure((await self.arun_many([text]))[0])
+
+    async def arun_many(self, texts: Sequence[str]) -> list[Result | Failure]:
+        """Async `run_many`; needs a backend with `agenerate` (the server backends)."""
+        batch = _Batch(self, texts)
+        while conversations := batch.next_conversations():
+            batch.absorb(await self.backend.agenerate(conversations, self.grammar, **self._generate_kwargs()))
+        return batch.results  # type: ignore[return-value]
+
+
+def _raise_failure(out: Result | Failure) -> Result:
+    if isinstance(out, Failure):
+        raise out.error
+    return out

@@ -1,0 +1,193 @@
+"""Backend for any OpenAI-compatible server: vLLM's `vllm serve`, llama.cpp's server, or OpenAI.
+
+The compiled schema travels the way each server expects it (`flavor`):
+- `openai`: `response_format` json_schema with `strict: true`, after the strict-mode transform
+  (results are mapped back: nulls forced on optional fields are dropped so defaults apply);
+- `vllm`: `extra_body={"structured_outputs": {"json": schema, "disable_any_whitespace": true}}`;
+- `llama.cpp`: `response_format` json_object with `schema` (llama-cpp-python's server);
+- `json_schema`: `response_format` json_schema, not strict (llama.cpp's C++ server, SGLang, ...).
+
+One retry loop (`retry.py`, the SDK's retries are off), an overall deadline per call, an
+async path with a concurrency limit, and per-call cost from a price table. The API key is
+held as a secret: it never appears in reprs, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Sequence
+
+from pydantic import SecretStr
+
+from compiler.backends.base import Generation
+from compiler.backends.pricing import Price
+from compiler.backends.retry import RetryPolicy, acall_with_retries, call_with_retries
+from compiler.errors import CompilerError, MalformedResponse, Refusal
+from compiler.strict import StrictLimits, restore, to_strict
+from compiler.task import CompiledTask
+
+Flavor = Literal["openai", "vllm", "llama.cpp", "json_schema"]
+
+
+@dataclass
+class RequestFormat:
+    """What a request carries to constrain the answer, and how to map the answer back."""
+
+    request: dict[str, Any]  # extra keyword arguments of chat.completions.create
+    restore: Callable[[Any], Any] | None = None
+    post_validated: list[tuple[str, str]] = field(default_factory=list)
+
+
+def request_format(task: CompiledTask, flavor: Flavor, limits: StrictLimits = StrictLimits()) -> RequestFormat:
+    """The task's schema as `flavor` servers take it (raises StrictSchemaError before any request)."""
+    name = re.sub(r"[^a-zA-Z0-9_-]", "_", task.name)[:64] or "output"
+    if flavor == "openai":
+        strict = to_strict(task.json_schema, limits)
+        return RequestFormat({"response_format": {"type": "json_schema", "json_schema": {
+            "name": name, "schema": strict.schema, "strict": True}}},
+            restore=lambda data: restore(data, task.json_schema), post_validated=strict.post_validated)
+    if flavor == "vllm":
+        return RequestFormat({"extra_body": {"structured_outputs": {"json": task.schema,
+                                                                    "disable_any_whitespace": True}}})
+    if flavor == "llama.cpp":
+        return RequestFormat({"response_format": {"type": "json_object", "schema": task.schema}})
+    if flavor == "json_schema":
+        return RequestFormat({"response_format": {"type": "json_schema", "json_schema": {
+            "name": name, "schema": task.schema, "strict": False}}})
+    raise ValueError(f"unknown flavor {flavor!r}")
+
+
+class OpenAICompatibleBackend:
+    """Chat completions against `base_url` (None: api.openai.com) for model `model`."""
+
+    name = "openai-compatible"
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | SecretStr | None = None,
+                 flavor: Flavor = "openai", retry: RetryPolicy = RetryPolicy(), max_concurrency: int = 8,
+                 price: Price | None = None, limits: StrictLimits = StrictLimits(), name: str | None = None,
+                 client: Any = None):
+        import openai
+
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.model_name = model
+        self.base_url = base_url
+        self.flavor: Flavor = flavor
+        self.retry = retry
+        self.max_concurrency = max_concurrency
+        self.price = price
+        self.limits = limits
+        if name:
+            self.name = name
+        self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key or "")
+        # the SDK's own retries are off: `retry.py` is the only retry loop
+        self.client = client or openai.OpenAI(base_url=base_url, api_key=self._key.get_secret_value() or "none",
+                                              max_retries=0)
+        self._async: dict[int, tuple[Any, asyncio.Semaphore]] = {}
+
+    def __repr__(self) -> str:
+        return (f"OpenAICompatibleBackend(name={self.name!r}, model={self.model_name!r}, "
+                f"base_url={self.base_url!r}, flavor={self.flavor!r}, api_key={'***' if self._key else None})")
+
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._key.get_secret_value(),)
+
+    def constraint_for(self, task: CompiledTask) -> RequestFormat:
+        return request_format(task, self.flavor, self.limits)
+
+    def _request(self, messages: list[dict[str, str]], fmt: RequestFormat | None, max_tokens: int,
+                 temperature: float, repetition_penalty: float) -> dict[str, Any]:
+        req: dict[str, Any] = {"model": self.model_name, "messages": messages, "max_tokens": max_tokens,
+                               "temperature": temperature}
+        if fmt is not None:
+            req.update(json.loads(json.dumps(fmt.request)))
+        if repetition_penalty != 1.0 and self.flavor in ("vllm", "llama.cpp"):
+            key = "repetition_penalty" if self.flavor == "vllm" else "repeat_penalty"
+            req.setdefault("extra_body", {})[key] = repetition_penalty
+        return req
+
+    def _generation(self, response: Any, fmt: RequestFormat | None) -> Generation:
+        """A chat completion -> Generation; raises MalformedResponse (retried) or Refusal (not retried)."""
+        choices = getattr(response, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise MalformedResponse("the response has no choices[0].message")
+        choice = choices[0]
+        usage = getattr(response, "usage", None)
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        model = getattr(response, "model", None) or self.model_name
+        cost = self.price.cost(prompt, completion) if self.price is not None else None
+        refusal = getattr(choice.message, "refusal", None)
+        if refusal:
+            raise Refusal(f"{model} refused: {refusal[:300]}", refusal=refusal)
+        text = choice.message.content
+        if text is None:
+            raise MalformedResponse("the response message has no content")
+        if fmt is not None and fmt.restore is not None and choice.finish_reason != "length":
+            try:
+                text = json.dumps(fmt.restore(json.loads(text)), ensure_ascii=False)
+            except json.JSONDecodeError:
+                pass  # left to validation, which reports it and retries with feedback
+        return Generation(text, prompt, completion, choice.finish_reason != "length", model=model, cost_usd=cost)
+
+    def _what(self) -> str:
+        return f"{self.name} {self.model_name}"
+
+    def _one(self, request: dict[str, Any], fmt: RequestFormat | None) -> Generation:
+        def attempt(timeout: float) -> Generation:
+            return self._generation(self.client.chat.completions.create(**request, timeout=timeout), fmt)
+
+        try:
+            gen, attempts = call_with_retries(attempt, self.retry, self._what(), self._secrets)
+        except CompilerError as exc:
+            return Generation.failed(exc, self.model_name)
+        gen.attempts = attempts
+        return gen
+
+    def generate(self, conversations: Sequence[list[dict[str, str]]], constraint: RequestFormat | None,
+                 max_tokens: int, temperature: float = 0.0, repetition_penalty: float = 1.0) -> list[Generation]:
+        """One request per conversation, at most `max_concurrency` in flight."""
+        requests = [self._request(c, constraint, max_tokens, temperature, repetition_penalty) for c in conversations]
+        if len(requests) == 1:
+            return [self._one(requests[0], constraint)]
+        with ThreadPoolExecutor(min(self.max_concurrency, len(requests))) as pool:
+            return list(pool.map(lambda r: self._one(r, constraint), requests))
+
+    def _async_client(self) -> tuple[Any, asyncio.Semaphore]:
+        """An AsyncOpenAI client and the concurrency limit, per event loop (both are bound to their loop)."""
+        import openai
+
+        loop = asyncio.get_running_loop()
+        entry = self._async.get(id(loop))
+        if entry is None:
+            base = self.client
+            client = openai.AsyncOpenAI(base_url=str(base.base_url), api_key=self._key.get_secret_value() or "none",
+                                        max_retries=0)
+            entry = self._async[id(loop)] = (client, asyncio.Semaphore(self.max_concurrency))
+        return entry
+
+    async def _aone(self, request: dict[str, Any], fmt: RequestFormat | None) -> Generation:
+        client, limit = self._async_client()
+
+        async def attempt(timeout: float) -> Generation:
+            return self._generation(await client.chat.completions.create(**request, timeout=timeout), fmt)
+
+        async with limit:
+            try:
+                gen, attempts = await acall_with_retries(attempt, self.retry, self._what(), self._secrets)
+            except CompilerError as exc:
+                return Generation.failed(exc, self.model_name)
+        gen.attempts = attempts
+        return gen
+
+    async def agenerate(self, conversations: Sequence[list[dict[str, str]]], constraint: RequestFormat | None,
+                        max_tokens: int, temperature: float = 0.0, repetition_penalty: float = 1.0
+                        ) -> list[Generation]:
+        """Async `generate`: all conversations at once, at most `max_concurrency` in flight per event loop."""
+        requests = [self._request(c, constraint, max_tokens, temperature, repetition_penalty) for c in conversations]
+        return list(await asyncio.gather(*(self._aone(r, constraint) for r in requests)))
