@@ -1,0 +1,88 @@
+"""Start llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`) on 127.0.0.1.
+
+Serves the embedded SmolLM2-135M-Instruct GGUF by default, so the OpenAI-compatible backend
+can be tested and benchmarked against a real server that really generates text. Build
+llama-cpp-python with `CMAKE_ARGS=-DLLAVA_BUILD=OFF pip install 'llama-cpp-python[server]'`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from compiler.errors import BackendError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LlamaCppServer:
+    """A server process; use as a context manager. `base_url` ends in /v1; the model alias is `alias`."""
+
+    def __init__(self, model_path: str | Path | None = None, *, alias: str = "smollm2", n_ctx: int = 4096,
+                 n_threads: int | None = None, port: int | None = None, startup_timeout_s: float = 120.0,
+                 log_path: str | Path | None = None):
+        if model_path is None:
+            from compiler.tokenizer import SMOLLM2_GGUF, smollm2_gguf_dir
+
+            model_path = smollm2_gguf_dir() / SMOLLM2_GGUF
+        self.model_path = Path(model_path)
+        self.alias = alias
+        self.port = port or free_port()
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or max(1, (os.cpu_count() or 2))
+        self.startup_timeout_s = startup_timeout_s
+        self.log_path = Path(log_path) if log_path else None
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "LlamaCppServer":
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError as exc:
+            raise BackendError("llama-cpp-python is not installed",
+                               hint="CMAKE_ARGS=-DLLAVA_BUILD=OFF pip install 'llama-cpp-python[server]'") from exc
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias",
+               self.alias, "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
+               "--n_threads", str(self.n_threads), "--verbose", "False"]
+        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BackendError(f"llama.cpp server exited with code {self.proc.returncode} at start-up"
+                                   + (f" (log: {self.log_path})" if self.log_path else ""))
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise BackendError(f"llama.cpp server did not answer within {self.startup_timeout_s:.0f}s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+    def __enter__(self) -> "LlamaCppServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

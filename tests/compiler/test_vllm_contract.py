@@ -1,0 +1,100 @@
+"""vLLM adapter: the requests it builds match vLLM's documented API. vLLM itself cannot be
+installed here (no CPU wheel); the live test skips unless `vllm` imports (a GPU machine)."""
+
+import importlib.util
+from dataclasses import dataclass
+
+import pytest
+from pydantic import BaseModel, Field
+
+from compiler.backends.vllm_offline import (VLLMOfflineBackend, VLLMOptions, llm_kwargs, ray_config_kwargs,
+                                            ray_postprocess, ray_preprocess, sampling_kwargs)
+from compiler.errors import IncompleteOutput
+from compiler.program import Program, ProgramOptions
+from compiler.task import compile_task
+
+# StructuredOutputsParams' fields in vLLM >= 0.12 (vllm/sampling_params.py)
+STRUCTURED_OUTPUTS_FIELDS = {"json", "regex", "choice", "grammar", "json_object", "disable_fallback",
+                             "disable_any_whitespace", "disable_additional_properties", "whitespace_pattern",
+                             "structural_tag"}
+STRUCTURED_OUTPUTS_CONFIG_FIELDS = {"backend", "disable_fallback", "disable_any_whitespace",
+                                    "disable_additional_properties", "reasoning_parser"}
+
+
+class Label(BaseModel):
+    """Label the text."""
+
+    label: str = Field(max_length=10)
+
+
+def test_engine_and_sampling_requests_follow_the_documented_api():
+    opts = VLLMOptions(model="Qwen/Qwen2.5-7B-Instruct", tensor_parallel_size=4, structured_backend="xgrammar")
+    kw = llm_kwargs(opts)
+    assert kw["model"] == opts.model and kw["tensor_parallel_size"] == 4
+    assert set(kw["structured_outputs_config"]) <= STRUCTURED_OUTPUTS_CONFIG_FIELDS
+    assert kw["structured_outputs_config"] == {"backend": "xgrammar", "disable_any_whitespace": True}
+    task = compile_task(Label)
+    sp = sampling_kwargs(task.schema, 64)
+    assert set(sp["structured_outputs"]) <= STRUCTURED_OUTPUTS_FIELDS
+    assert sp["structured_outputs"] == {"json": task.schema, "disable_any_whitespace": True}
+    assert VLLMOptions(model="m").structured_backend == "guidance"  # llguidance by default
+
+
+@dataclass
+class _Completion:
+    text: str
+    token_ids: list
+    finish_reason: str
+
+
+@dataclass
+class _RequestOutput:
+    prompt_token_ids: list
+    outputs: list
+
+
+class RecordingLLM:
+    """A FAKE stand-in for `vllm.LLM` that records what the adapter passes to `chat`."""
+
+    def __init__(self, texts):
+        self.texts, self.calls = list(texts), []
+
+    def chat(self, messages, sampling_params, use_tqdm=False):
+        self.calls.append((messages, sampling_params))
+        return [_RequestOutput([1, 2, 3], [_Completion(t, [0] * 4, "length" if t.endswith("…") else "stop")])
+                for t in self.texts[:len(messages)]]
+
+
+def test_batched_chat_and_outputs_map_to_results_and_typed_errors():
+    llm = RecordingLLM(['{"label":"spam"}', '{"label":"sp…'])
+    backend = VLLMOfflineBackend(llm, "m", make_params=lambda kw: kw)
+    program = Program(compile_task(Label), backend, ProgramOptions(max_tokens=8, max_retries=0))
+    ok, cut = program.run_many(["buy now", "hello"])
+    messages, params = llm.calls[0]
+    assert len(messages) == 2 and messages[0][-1] == {"role": "user", "content": "buy now"}
+    assert params["structured_outputs"]["json"] == program.task.schema and params["max_tokens"] == 8
+    assert ok.output.label == "spam" and ok.backend == "vllm" and ok.usage == {"prompt_tokens": 3,
+                                                                               "completion_tokens": 4}
+    assert isinstance(cut.error, IncompleteOutput)
+
+
+def test_ray_data_processor_pieces():
+    task = compile_task(Label)
+    cfg = ray_config_kwargs(VLLMOptions(model="m", tensor_parallel_size=2), concurrency=4, batch_size=32)
+    assert cfg["model_source"] == "m" and cfg["concurrency"] == 4 and cfg["engine_kwargs"]["tensor_parallel_size"] == 2
+    row = ray_preprocess(task, 32, 0.0, "body")({"id": 7, "body": "buy now"})
+    assert row["messages"][-1]["content"] == "buy now" and row["sampling_params"]["structured_outputs"]["json"]
+    post = ray_postprocess(task)
+    assert post({"id": 7, "generated_text": '{"label":"spam"}'})["output"] == {"label": "spam"}
+    assert post({"id": 8, "generated_text": '{"label":"far too long a label"}'})["error"]["type"] == \
+        "OutputValidationError"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (GPU machines only)")
+def test_live_vllm_run():  # pragma: no cover - needs a GPU and model weights
+    import os
+
+    backend = VLLMOfflineBackend.load(VLLMOptions(model=os.environ.get("OPENFIRST_VLLM_MODEL", "HuggingFaceTB/"
+                                                                       "SmolLM2-135M-Instruct"), max_model_len=4096))
+    result = Program(compile_task(Label), backend, ProgramOptions(max_tokens=32)).run("Buy cheap pills now!!!")
+    assert isinstance(result.output, Label)
