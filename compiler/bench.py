@@ -309,13 +309,16 @@ class MaskBench:
             if raw_status == "ok":
                 r[f"{kind}_instances"] += 1
                 ok = any(force_tokens(raw_matcher.deep_copy(), tokens, self.bitmask, self.raw_tbm if valid else None)
-                         for tokens in variants) or self.order_search.accepts(raw_matcher, test["data"], schema)
+                         for tokens in variants) or (valid and self.order_search.accepts(raw_matcher, test["data"],
+                                                                                         schema))
                 r["valid_rejected" if valid and not ok else "invalid_accepted" if ok and not valid else "agree"] += 1
             if status != "ok":
                 continue
             c[f"{kind}_instances"] += 1
+            # a valid instance the guessed key orders miss is searched for in the grammar's own order
             grammar_ok = any(force_tokens(compiled.matcher(), tokens, self.bitmask, self.tbm if valid else None)
-                             for tokens in variants) or self.order_search.accepts(compiled.matcher(), test["data"], schema)
+                             for tokens in variants) or (valid and self.order_search.accepts(compiled.matcher(),
+                                                                                             test["data"], schema))
             program_ok = grammar_ok and validator(test["data"])
             if valid and not program_ok:
                 c["valid_rejected"] += 1

@@ -54,11 +54,37 @@ def request_format(task: CompiledTask, flavor: Flavor, limits: StrictLimits = St
         return RequestFormat({"extra_body": {"structured_outputs": {"json": task.schema,
                                                                     "disable_any_whitespace": True}}})
     if flavor == "llama.cpp":
-        return RequestFormat({"response_format": {"type": "json_object", "schema": task.schema}})
+        schema, relaxed = _without_long_repeats(task.schema)
+        return RequestFormat({"response_format": {"type": "json_object", "schema": schema}}, post_validated=relaxed)
     if flavor == "json_schema":
         return RequestFormat({"response_format": {"type": "json_schema", "json_schema": {
             "name": name, "schema": task.schema, "strict": False}}})
     raise ValueError(f"unknown flavor {flavor!r}")
+
+
+# llama.cpp unrolls maxLength / maxItems into nested optional rules; thousands deep crash its server
+# (SIGSEGV measured with maxLength 2000). Longer caps are left to post-validation and max_tokens.
+LLAMACPP_MAX_REPEAT = 256
+
+
+def _without_long_repeats(schema: Any, pointer: str = "") -> tuple[Any, list[tuple[str, str]]]:
+    """A copy without maxLength / maxItems above LLAMACPP_MAX_REPEAT, and what was left out."""
+    relaxed: list[tuple[str, str]] = []
+
+    def walk(node: Any, ptr: str) -> Any:
+        if isinstance(node, list):
+            return [walk(x, f"{ptr}/{i}") for i, x in enumerate(node)]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for k, v in node.items():
+            if k in ("maxLength", "maxItems") and isinstance(v, int) and v > LLAMACPP_MAX_REPEAT:
+                relaxed.append((k, ptr))
+                continue
+            out[k] = walk(v, f"{ptr}/{k}") if k not in ("enum", "const", "default", "examples") else v
+        return out
+
+    return walk(schema, pointer), relaxed
 
 
 class OpenAICompatibleBackend:

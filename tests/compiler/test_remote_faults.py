@@ -226,3 +226,17 @@ def test_backoff_is_exponential_jittered_capped_and_honours_retry_after():
     with pytest.raises(DeadlineExceeded) as err:
         tries.failed(status_error(429, {"Retry-After": "2"}))  # waiting would pass the deadline
     assert err.value.attempts == 8
+
+
+def test_llamacpp_requests_leave_long_repeat_caps_to_post_validation():
+    from compiler.backends.openai_compat import LLAMACPP_MAX_REPEAT, request_format
+    from compiler.task import compile_json_schema
+
+    task = compile_json_schema({"type": "object", "properties": {"s": {"type": "string", "maxLength": 2000},
+                                                                 "t": {"type": "string", "maxLength": 20}},
+                                "required": ["s", "t"]}, "x")
+    fmt = request_format(task, "llama.cpp")
+    sent = fmt.request["response_format"]["schema"]["properties"]
+    assert "maxLength" not in sent["s"] and sent["t"]["maxLength"] == 20 < LLAMACPP_MAX_REPEAT
+    assert fmt.post_validated == [("maxLength", "/properties/s")]
+    assert task._valid({"s": "x" * 2001, "t": "y"}) is False  # the task still validates the cap
