@@ -88,11 +88,11 @@ def test_a_slow_server_times_out_per_attempt_then_the_call_fails():
 
 
 def test_the_overall_deadline_bounds_the_call():
-    policy = RetryPolicy(max_attempts=10, base_delay_s=0.0, attempt_timeout_s=5, deadline_s=0.5)
-    with ScriptedServer([Reply(500, {}, delay_s=0.3)]) as s:
+    policy = RetryPolicy(max_attempts=10, base_delay_s=0.0, attempt_timeout_s=5, deadline_s=1.0)
+    with ScriptedServer([Reply(500, {}, delay_s=0.6)]) as s:
         with pytest.raises(DeadlineExceeded) as err:
             program(s, retry=policy).run("x")
-    # a 500 after 0.3 s; the second attempt gets the 0.2 s left, times out, and no time is left to retry
+    # a 500 after 0.6 s; the second attempt gets the 0.4 s left, times out, and no time is left to retry
     assert s.calls == 2 and err.value.attempts == 2 and err.value.status is None
 
 
