@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from compiler.errors import CompilerError, CompileTimeout
 from compiler.grammar import JSON_OPTIONS, GrammarCompiler, run_with_timeout
-from compiler.schema import SchemaOptions, normalise
+from compiler.schema import SchemaOptions, normalise, resolve_ref
 from compiler.tokenizer import TokenizerInfo
 from compiler.validation import make_validator
 
@@ -54,20 +54,9 @@ def serialise(instance: Any) -> str:
                       ensure_ascii=False)
 
 
-def _resolve(schema: Any, root: Any, depth: int = 0) -> Any:
-    while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#") \
-            and depth < 20:
-        node = root
-        for part in schema["$ref"][1:].split("/")[1:]:
-            part = part.replace("~1", "/").replace("~0", "~")
-            node = node.get(part) if isinstance(node, dict) else None
-        schema, depth = node, depth + 1
-    return schema
-
-
 def _branches(schema: Any, root: Any, depth: int = 0) -> list[dict]:
     """The schema and every anyOf/oneOf/allOf branch under it (refs resolved)."""
-    schema = _resolve(schema, root)
+    schema = resolve_ref(schema, root)
     if not isinstance(schema, dict) or depth > 10:
         return []
     out = [schema]

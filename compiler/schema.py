@@ -67,6 +67,19 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
+def resolve_ref(schema: Any, root: Any, missing: Any = None, max_hops: int = 20) -> Any:
+    """Follow local `$ref`s ("#/...") from `schema` within `root`; `missing` where a ref leads nowhere."""
+    for _ in range(max_hops):
+        if not (isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#")):
+            return schema
+        node: Any = root
+        for part in schema["$ref"][1:].split("/")[1:]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            node = node.get(part, missing) if isinstance(node, dict) else missing
+        schema = node
+    return schema
+
+
 def walk(schema: Any, pointer: str = "") -> Iterator[tuple[str, dict]]:
     """Every subschema (dicts only) with its JSON pointer."""
     if not isinstance(schema, dict):

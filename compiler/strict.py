@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from compiler.errors import StrictSchemaError
+from compiler.schema import resolve_ref
 
 STRICT_FORMATS = {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
 KEPT = {"type", "description", "enum", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
@@ -193,27 +194,20 @@ def restore(data: Any, schema: dict[str, Any], root: dict[str, Any] | None = Non
     if isinstance(data, list):
         items = schema.get("items")
         if not isinstance(items, dict):
-            items = next((_resolve(b, root).get("items") for b in schema.get("anyOf", [])
-                          if isinstance(_resolve(b, root), dict) and isinstance(_resolve(b, root).get("items"),
-                                                                                dict)), None)
+            alternatives = (_resolve(b, root) for b in schema.get("anyOf", []))
+            items = next((b["items"] for b in alternatives if isinstance(b, dict) and isinstance(b.get("items"), dict)),
+                         None)
         return [restore(x, items, root, depth + 1) for x in data] if isinstance(items, dict) else data
     return data
 
 
 def _resolve(schema: Any, root: dict[str, Any]) -> Any:
-    for _ in range(20):
-        if not (isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#")):
-            return schema
-        node: Any = root
-        for part in schema["$ref"][1:].split("/")[1:]:
-            node = node.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(node, dict) else {}
-        schema = node
-    return schema
+    return resolve_ref(schema, root, missing={})  # a ref that leads nowhere constrains nothing
 
 
 def _allows_null(schema: dict[str, Any], root: dict[str, Any]) -> bool:
     if not schema or _nullable(schema) or None in schema.get("enum", [1]) or ("const" in schema and
                                                                             schema["const"] is None):
         return True
-    return any(_allows_null(_resolve(b, root), root) for b in schema.get("anyOf", []) + schema.get("oneOf", [])
-               if isinstance(_resolve(b, root), dict))
+    alternatives = (_resolve(b, root) for b in schema.get("anyOf", []) + schema.get("oneOf", []))
+    return any(_allows_null(b, root) for b in alternatives if isinstance(b, dict))
