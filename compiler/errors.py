@@ -13,13 +13,17 @@ class TaskSpecError(CompilerError):
     """A task (Pydantic model, instructions, examples, or its `module:Class` name) is unusable."""
 
 
-class SchemaRefused(CompilerError):
-    """The schema uses something the compiler will not run; names the keyword and its JSON pointer."""
+class KeywordError(CompilerError):
+    """An error about one schema keyword; names the keyword and its JSON pointer."""
 
     def __init__(self, message: str, *, keyword: str, pointer: str, **kw):
         super().__init__(f"{message} (keyword {keyword!r} at {pointer or '/'})", **kw)
         self.keyword = keyword
         self.pointer = pointer
+
+
+class SchemaRefused(KeywordError):
+    """The schema uses something the compiler will not run."""
 
 
 class GrammarCompileError(CompilerError):
@@ -55,13 +59,8 @@ class BackendError(CompilerError):
     """A generation backend failed (model load, device, server)."""
 
 
-class StrictSchemaError(TaskSpecError):
+class StrictSchemaError(KeywordError, TaskSpecError):
     """The task cannot be expressed in a provider's strict structured-output mode; raised before any request."""
-
-    def __init__(self, message: str, *, keyword: str, pointer: str, **kw):
-        super().__init__(f"{message} (keyword {keyword!r} at {pointer or '/'})", **kw)
-        self.keyword = keyword
-        self.pointer = pointer
 
 
 class Refusal(CompilerError):

@@ -32,26 +32,26 @@ class ProgramOptions(BaseModel):
 
 
 @dataclass
-class Result:
+class _Outcome:
+    """What every input's outcome records: who answered, how many attempts, how long, tokens and cost."""
+
+    backend: str
+    model: str
+    attempts: int
+    latency_s: float
+    usage: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
+
+
+@dataclass(kw_only=True)
+class Result(_Outcome):
     output: Any  # the validated model instance (or dict for a raw JSON Schema task)
     text: str
-    backend: str
-    model: str
-    attempts: int
-    latency_s: float
-    usage: dict[str, int] = field(default_factory=dict)
-    cost_usd: float | None = None
 
 
-@dataclass
-class Failure:
+@dataclass(kw_only=True)
+class Failure(_Outcome):
     error: CompilerError
-    backend: str
-    model: str
-    attempts: int
-    latency_s: float
-    usage: dict[str, int] = field(default_factory=dict)
-    cost_usd: float | None = None
 
 
 class _Batch:
@@ -88,22 +88,22 @@ class _Batch:
             meta = dict(backend=p.backend.name, model=g.model or p.backend.model_name, attempts=self.attempt,
                         latency_s=elapsed, usage=dict(self.usage[i]), cost_usd=self.cost[i])
             if g.error is not None:
-                self.results[i] = Failure(g.error, **meta)
+                self.results[i] = Failure(error=g.error, **meta)
                 continue
             if not g.finished:
                 err = IncompleteOutput(f"output truncated at max_tokens={opts.max_tokens}",
                                        tokens=g.completion_tokens, hint="raise max_tokens or tighten the schema")
-                self.results[i] = Failure(err, **meta)
+                self.results[i] = Failure(error=err, **meta)
                 continue
             try:
-                self.results[i] = Result(p.task.parse(g.text), g.text, **meta)
+                self.results[i] = Result(output=p.task.parse(g.text), text=g.text, **meta)
             except OutputValidationError as exc:
                 if self.attempt <= opts.max_retries:
                     self.feedback[i].append((g.text, exc.message))
                     still.append(i)
                 else:
                     exc.attempts = self.attempt
-                    self.results[i] = Failure(exc, **meta)
+                    self.results[i] = Failure(error=exc, **meta)
         self.pending = still
 
 
