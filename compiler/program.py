@@ -69,9 +69,8 @@ class _Batch:
         self.start = time.perf_counter()
 
     def next_conversations(self) -> list[list[dict[str, str]]]:
-        """The conversations to send next; empty when every input has its outcome."""
-        if self.attempt > self.program.options.max_retries:
-            self.pending = []
+        """The conversations to send next; empty when every input has its outcome (`absorb` keeps an input
+        pending only while it has retries left)."""
         self.attempt += 1
         task = self.program.task
         return [task.messages(self.texts[i], self.feedback[i]) for i in self.pending]

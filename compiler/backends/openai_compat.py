@@ -131,10 +131,10 @@ class OpenAICompatibleBackend:
         req: dict[str, Any] = {"model": self.model_name, "messages": messages, "max_tokens": max_tokens,
                                "temperature": temperature}
         if fmt is not None:
-            req.update(json.loads(json.dumps(fmt.request)))
+            req.update(fmt.request)  # shared, read-only: the schema is not copied per request
         if repetition_penalty != 1.0 and self.flavor in ("vllm", "llama.cpp"):
             key = "repetition_penalty" if self.flavor == "vllm" else "repeat_penalty"
-            req.setdefault("extra_body", {})[key] = repetition_penalty
+            req["extra_body"] = {**req.get("extra_body", {}), key: repetition_penalty}
         return req
 
     def _generation(self, response: Any, fmt: RequestFormat | None) -> Generation:
