@@ -61,27 +61,19 @@ class BackendSettings(BaseSettings):
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
                                    env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource):
-        sources: list[Any] = [init_settings, env_settings]
-        path = _CONFIG_FILE.get(settings_cls)
-        if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-        return tuple(sources)
+        # arguments, then the environment, then the TOML file named by `toml_file` (see `load`)
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> "BackendSettings":
         """Settings from `path` (TOML) with environment variables on top; clear errors on bad input."""
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"config file {path} does not exist")
-        _CONFIG_FILE[cls] = Path(path) if path is not None else None
+        from_file = type(cls.__name__, (cls,), {"model_config": {**cls.model_config, "toml_file": path}})
         try:
-            return cls(**overrides)
+            return from_file(**overrides)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:8])
             raise ConfigError(f"invalid configuration{f' in {path}' if path else ''}: {problems}") from None
         except ValueError as exc:  # TOML syntax
             raise ConfigError(f"cannot read {path}: {exc}") from None
-        finally:
-            _CONFIG_FILE.pop(cls, None)
-
-
-_CONFIG_FILE: dict[type, Path | None] = {}
