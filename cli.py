@@ -8,6 +8,7 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from compiler import cli as cli_compiler
+    from compiler.service import cli as cli_service
     from router import cli_data, cli_router
 
     parser = argparse.ArgumentParser(prog="openfirst", description="Run LLM work on open models; route the rest.")
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_compiler.register_bench(bench_sub)
     cli_compiler.register(sub)
     cli_data.register(sub)
+    cli_service.register(sub)
     return parser
 
 

@@ -51,11 +51,10 @@ class EndpointSettings(BaseModel):
                                        name=name)
 
 
-class BackendSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OPENFIRST_", env_nested_delimiter="__", extra="forbid")
+class TomlSettings(BaseSettings):
+    """Settings read from a TOML file with `OPENFIRST_<SECTION>__<FIELD>` environment variables on top."""
 
-    local: EndpointSettings | None = None
-    frontier: EndpointSettings | None = None
+    model_config = SettingsConfigDict(env_prefix="OPENFIRST_", env_nested_delimiter="__", extra="forbid")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -65,7 +64,7 @@ class BackendSettings(BaseSettings):
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, **overrides: Any) -> "BackendSettings":
+    def load(cls, path: str | Path | None = None, **overrides: Any):
         """Settings from `path` (TOML) with environment variables on top; clear errors on bad input."""
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"config file {path} does not exist")
@@ -77,3 +76,8 @@ class BackendSettings(BaseSettings):
             raise ConfigError(f"invalid configuration{f' in {path}' if path else ''}: {problems}") from None
         except ValueError as exc:  # TOML syntax
             raise ConfigError(f"cannot read {path}: {exc}") from None
+
+
+class BackendSettings(TomlSettings):
+    local: EndpointSettings | None = None
+    frontier: EndpointSettings | None = None

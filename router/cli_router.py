@@ -18,9 +18,9 @@ DEFAULT_RESULTS = Path("benchmarks/results")
 
 
 # -- shared argument groups ------------------------------------------------------------
-def add_log_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("logs", nargs="+", metavar="LOGS",
-                   help=f"outcome log(s), JSONL or CSV; or a public data set: {', '.join(DATASETS)}")
+def add_log_args(p: argparse.ArgumentParser, logs_help: str | None = None, optional: bool = False) -> None:
+    p.add_argument("logs", nargs="*" if optional else "+", metavar="LOGS",
+                   help=logs_help or f"outcome log(s), JSONL or CSV; or a public data set: {', '.join(DATASETS)}")
     g = p.add_argument_group("outcome log columns")
     for field in ColumnMap.model_fields:
         g.add_argument(f"--{field.replace('_', '-')}-column", dest=f"col_{field}", default=field,
@@ -128,10 +128,21 @@ def register(sub) -> None:
     r.add_argument("texts", nargs="*", metavar="TEXT")
     r.set_defaults(handler=cmd_route)
 
-    e = sub.add_parser("eval", help="evaluate a trained router on labeled outcome logs")
-    e.add_argument("--router", type=Path, required=True)
-    add_log_args(e)
+    e = sub.add_parser("eval", help="evaluate a trained router on labeled outcome logs, or the service's logged "
+                       "decisions (--decisions) joined with outcome labels, with a drift report")
+    e.add_argument("--router", type=Path, default=None, help="router artifact (required without --decisions)")
+    add_log_args(e, "outcome log(s) (JSONL or CSV, or a public data set); with --decisions: outcome labels keyed "
+                 "by id (local_score, frontier_score, or score = outcome of the model that answered)", optional=True)
     e.add_argument("--json", action="store_true")
+    d = e.add_argument_group("service decisions")
+    d.add_argument("--decisions", type=Path, default=None, metavar="JSONL",
+                   help="decision log written by `openfirst serve` (log.decisions)")
+    d.add_argument("--target-frontier-share", type=float, default=None, metavar="X",
+                   help="drift reference (default: the router's expected share, as logged)")
+    d.add_argument("--tolerance", type=float, default=0.1, help="drift warning past |share - target| > X")
+    d.add_argument("--window", type=int, default=1000, help="recent decisions checked for drift too")
+    d.add_argument("--joined-out", type=Path, default=None, metavar="JSONL",
+                   help="write the labeled decisions as an outcome log for `openfirst train`")
     e.set_defaults(handler=cmd_eval)
 
 
@@ -203,6 +214,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from router.policy import fill_costs
     from router.report import build_report, markdown_table, public_json
 
+    if args.decisions is not None:
+        return cmd_eval_decisions(args)
+    if args.router is None or not args.logs:
+        raise ConfigError("eval needs --router and LOGS (or --decisions)",
+                          hint="openfirst eval --router runs/gsm8k routellm-gsm8k")
     router = Router.load(args.router)
     log = load_logs(args)
     embedder = make_embedder(args, router.config["embedder"]["model"])
@@ -216,6 +232,52 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(markdown_table(table, f"router {args.router} on {log.source}"))
     return 0
+
+
+def cmd_eval_decisions(args: argparse.Namespace) -> int:
+    """Join the service's decision log with outcome labels: routed accuracy, frontier share, cost, drift."""
+    from router.decision_log import (evaluate_decisions, joined_outcome_rows, labels_by_id, markdown_summary,
+                                     read_decisions)
+
+    if not 0 <= args.tolerance <= 1:
+        raise ConfigError("--tolerance must be in [0, 1]")
+    if args.window < 1:
+        raise ConfigError("--window must be >= 1")
+    target = args.target_frontier_share
+    if target is None and args.router is not None:
+        from router.api import Router
+
+        target = (Router.load(args.router).config.get("operating_point") or {}).get("frontier_share")
+    decisions = read_decisions(args.decisions)
+    labels = labels_by_id(label_rows(args))
+    report = evaluate_decisions(decisions, labels, target, args.tolerance, args.window, prices(args))
+    if args.joined_out is not None:
+        rows = joined_outcome_rows(decisions, labels)
+        args.joined_out.parent.mkdir(parents=True, exist_ok=True)
+        args.joined_out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        report["joined_out"] = {"path": str(args.joined_out), "records": len(rows)}
+    if report["drift"]["warning"]:
+        print(f"openfirst: warning: {report['drift']['warning']}", file=sys.stderr)
+    print(json.dumps(report, indent=2) if args.json else markdown_summary(report, f"decisions in {args.decisions}"))
+    return 0
+
+
+def label_rows(args: argparse.Namespace):
+    """Rows with an id and outcome scores, from label files (JSONL/CSV) or public data sets."""
+    from router.public_data import load_public
+    from router.records import iter_raw_rows
+
+    for item in args.logs:
+        if item in DATASETS and not Path(item).exists():
+            log = load_public(item, args.data_dir)
+            yield from log.to_records()
+            continue
+        if not Path(item).is_file():
+            raise ConfigError(f"label file {item} does not exist")
+        for lineno, row, error in iter_raw_rows(Path(item)):
+            if error:
+                raise ConfigError(f"{item}:{lineno}: {error}")
+            yield row
 
 
 def cmd_bench_router(args: argparse.Namespace) -> int:

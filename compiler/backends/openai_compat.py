@@ -120,6 +120,10 @@ class OpenAICompatibleBackend:
                 f"base_url={self.base_url!r}, flavor={self.flavor!r}, api_key={'***' if self._key else None})")
 
     @property
+    def has_api_key(self) -> bool:
+        return bool(self._key.get_secret_value())
+
+    @property
     def _secrets(self) -> tuple[str, ...]:
         return (self._key.get_secret_value(),)
 
@@ -217,3 +221,17 @@ class OpenAICompatibleBackend:
         """Async `generate`: all conversations at once, at most `max_concurrency` in flight per event loop."""
         requests = [self._request(c, constraint, max_tokens, temperature, repetition_penalty) for c in conversations]
         return list(await asyncio.gather(*(self._aone(r, constraint) for r in requests)))
+
+    async def achat(self, request: dict[str, Any]) -> Any:
+        """A plain chat completion (a stream when `request["stream"]`) on this backend's model, with its
+        retries and concurrency limit; raises the typed CompilerError of the last attempt. For a stream,
+        retries cover opening it, not its chunks."""
+        client, limit = self._async_client()
+        request = {**request, "model": self.model_name}
+
+        async def attempt(timeout: float) -> Any:
+            return await client.chat.completions.create(**request, timeout=timeout)
+
+        async with limit:
+            response, _ = await acall_with_retries(attempt, self.retry, self._what(), self._secrets)
+        return response

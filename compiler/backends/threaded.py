@@ -1,0 +1,50 @@
+"""The async twin of a synchronous in-process backend (transformers): one batch at a time in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
+
+from compiler.backends.base import Generation
+from compiler.backends.pricing import Price
+from compiler.errors import BackendError, CompilerError
+
+
+class ThreadedBackend:
+    """Wraps `backend` (with `generate` and `tokenizer_info`) for async callers. Batches run one at a time
+    (the model is not re-entrant); errors become failed generations; `price` gives each generation a cost."""
+
+    def __init__(self, backend: Any, price: Price | None = None):
+        self.backend = backend
+        self.name = backend.name
+        self.model_name = backend.model_name
+        self.price = price
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"openfirst-{self.name}")  # never starves others
+
+    def tokenizer_info(self):
+        return self.backend.tokenizer_info()
+
+    def generate(self, conversations: Sequence[list[dict[str, str]]], constraint: Any, max_tokens: int,
+                 temperature: float = 0.0, repetition_penalty: float = 1.0) -> list[Generation]:
+        with self._lock:
+            try:
+                gens = self.backend.generate(conversations, constraint, max_tokens, temperature=temperature,
+                                             repetition_penalty=repetition_penalty)
+            except CompilerError as exc:
+                return [Generation.failed(exc, self.model_name) for _ in conversations]
+            except (RuntimeError, ValueError, MemoryError) as exc:  # torch errors: out of memory, bad shapes
+                err = BackendError(f"{self.name} {self.model_name} failed: {type(exc).__name__}: {exc}")
+                return [Generation.failed(err, self.model_name) for _ in conversations]
+        for g in gens:
+            g.model = g.model or self.model_name
+            if self.price is not None:
+                g.cost_usd = self.price.cost(g.prompt_tokens, g.completion_tokens)
+        return gens
+
+    async def agenerate(self, conversations: Sequence[list[dict[str, str]]], constraint: Any, max_tokens: int,
+                        temperature: float = 0.0, repetition_penalty: float = 1.0) -> list[Generation]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, lambda: self.generate(conversations, constraint, max_tokens, temperature, repetition_penalty))

@@ -1,0 +1,191 @@
+"""The HTTP service: FastAPI app over `Service` (see `openfirst serve`). OpenAPI at /openapi.json and /docs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from compiler.service.engine import Item, Service, error_body
+from compiler.service.http_errors import ServiceError, error_json, status_for, with_deadline
+from compiler.service.limits import LimitsMiddleware
+from router.errors import OpenFirstError
+
+log = logging.getLogger("openfirst.service")
+
+
+class InputItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: str = Field(min_length=1, description="the text to extract from (or route)")
+    id: str | None = Field(None, max_length=200, description="your id; echoed, and the key for outcome labels")
+    private: bool = Field(False, description="pin to the local model")
+
+
+class BatchRequest(BaseModel):
+    """One input (`input`) or a batch (`inputs`, texts or objects)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"input": "I was charged twice for my March invoice."},
+        {"inputs": ["My parcel never arrived.", {"input": "Reset my password", "id": "t-17", "private": True}]}]})
+
+    input: str | None = Field(None, min_length=1)
+    inputs: list[str | InputItem] | None = Field(None, min_length=1)
+    id: str | None = Field(None, max_length=200)
+    private: bool = Field(False, description="pin every input of this request to the local model")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "BatchRequest":
+        if (self.input is None) == (self.inputs is None):
+            raise ValueError("give exactly one of 'input' (one text) or 'inputs' (a batch)")
+        for i, x in enumerate(self.inputs or []):
+            if isinstance(x, str) and not x.strip():
+                raise ValueError(f"inputs[{i}] is empty")
+        if self.input is not None and not self.input.strip():
+            raise ValueError("input is empty")
+        return self
+
+    def items(self) -> list[Item]:
+        if self.input is not None:
+            return [Item(self.input, self.id, self.private) if self.id else Item(self.input, private=self.private)]
+        out = []
+        for x in self.inputs or []:
+            x = InputItem(input=x) if isinstance(x, str) else x
+            item = Item(x.input, private=x.private or self.private)
+            if x.id:
+                item.id = x.id
+            out.append(item)
+        return out
+
+
+def create_app(service: Service) -> FastAPI:
+    from compiler.service.chat import register_chat
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(service.warm_up)
+        yield
+
+    app = FastAPI(lifespan=lifespan, title="openfirst", version="0.1.0", summary="Routed extraction: compiled tasks on a local "
+                  "open model, the frontier API only where the router says the local model will fail.")
+    app.state.service = service
+    app.add_middleware(LimitsMiddleware, max_body_bytes=service.config.limits.max_body_bytes,
+                       max_concurrency=service.config.limits.max_concurrency,
+                       queue_timeout_s=service.config.limits.queue_timeout_s, metrics=service.metrics)
+    _register_errors(app, service)
+    max_batch = service.config.limits.max_batch
+
+    def check_batch(items: list[Item]) -> None:
+        if len(items) > max_batch:
+            raise ServiceError(413, "batch_too_large", f"{len(items)} inputs; at most {max_batch} per request",
+                               "split the batch")
+
+    @app.get("/healthz", summary="liveness and what is configured")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", **service.describe()}
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(service.metrics.render(), media_type=service.metrics.content_type)
+
+    @app.get("/v1/tasks", summary="the tasks served, with their JSON Schemas")
+    async def tasks() -> dict[str, Any]:
+        return {"tasks": [{"name": name, "instructions": t.instructions, "json_schema": t.json_schema,
+                           "frontier": name in service.programs and "frontier" in service.programs[name],
+                           "pinned_local": name in service.config.privacy.pin_tasks}
+                          for name, t in service.tasks.items()]}
+
+    @app.post("/v1/tasks/{name}/extract", summary="extract from one input or a batch, routed per input")
+    async def extract(name: str, body: BatchRequest) -> JSONResponse:
+        if name not in service.tasks:
+            raise ServiceError(404, "unknown_task", f"no task named {name!r}",
+                               f"tasks: {', '.join(sorted(service.tasks))}")
+        items = body.items()
+        check_batch(items)
+        start = time.perf_counter()
+        results = await with_deadline(service.config.limits.deadline_s, service.extract(name, items))
+        latency_ms = round((time.perf_counter() - start) * 1000, 3)
+        if body.input is not None:
+            one = results[0]
+            status = status_for_outcome(one)
+            return JSONResponse({"task": name, **one, "request_latency_ms": latency_ms}, status_code=status)
+        return JSONResponse({"task": name, "results": results, "request_latency_ms": latency_ms,
+                             "errors": sum("error" in r for r in results),
+                             "cost_usd": _sum_cost(results)})
+
+    @app.post("/v1/route", summary="the routing decision only (nothing is generated)")
+    async def route(body: BatchRequest) -> dict[str, Any]:
+        items = body.items()
+        check_batch(items)
+        start = time.perf_counter()
+        routes = await with_deadline(service.config.limits.deadline_s, service.route(items))
+        latency = time.perf_counter() - start
+        service.record_route("route", items, routes, latency)
+        out = [{"id": it.id, **r.public(), "model": service.model_of(r.target)} for it, r in zip(items, routes)]
+        latency_ms = round(latency * 1000, 3)
+        if body.input is not None:
+            return {**out[0], "latency_ms": latency_ms}
+        return {"decisions": out, "latency_ms": latency_ms}
+
+    register_chat(app, service)
+    return app
+
+
+def status_for_outcome(outcome: dict[str, Any]) -> int:
+    if "error" not in outcome:
+        return 200
+    return {"DeadlineExceeded": 504, "RateLimited": 503}.get(outcome["error"]["type"], 502)
+
+
+def _sum_cost(results: list[dict[str, Any]]) -> float | None:
+    costs = [r["cost_usd"] for r in results if r.get("cost_usd") is not None]
+    return float(sum(costs)) if costs else None
+
+
+def _register_errors(app: FastAPI, service: Service) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        service.metrics.errors.labels(_endpoint(request), exc.body["error"]["type"]).inc()
+        return JSONResponse(exc.body, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        bad_json = any(e.get("type") == "json_invalid" for e in errors)
+        # never echo the input back (it may be large or private): location and message only
+        details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors[:20]]
+        kind = "invalid_json" if bad_json else "invalid_request"
+        service.metrics.errors.labels(_endpoint(request), kind).inc()
+        message = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:5])
+        body = error_json(kind, message, "see the OpenAPI spec at /openapi.json")
+        body["error"]["details"] = details
+        return JSONResponse(body, status_code=400 if bad_json else 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_json(kind, str(exc.detail)), status_code=exc.status_code)
+
+    @app.exception_handler(OpenFirstError)
+    async def openfirst_error(request: Request, exc: OpenFirstError) -> JSONResponse:
+        service.metrics.errors.labels(_endpoint(request), type(exc).__name__).inc()
+        return JSONResponse({"error": error_body(exc)}, status_code=status_for(exc))
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s on %s", type(exc).__name__, _endpoint(request), exc_info=exc)
+        service.metrics.errors.labels(_endpoint(request), "internal").inc()
+        return JSONResponse(error_json("internal_error", f"internal error ({type(exc).__name__})"), status_code=500)
+
+
+def _endpoint(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "other"

@@ -1,0 +1,211 @@
+"""OpenAI-compatible `POST /v1/chat/completions` with `model="openfirst-router"`: plain chat routed per request
+between the local model and the frontier, streaming included (RouteLLM's server does the same).
+
+The router decides on the last user message; the privacy rules look at every message. The answer is
+the chosen backend's own completion, with `model` naming who answered and an `openfirst` field (also
+in `X-OpenFirst-*` headers) stating the target, p_success, threshold, latency and cost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, AsyncIterator, Literal
+
+from fastapi import FastAPI, Header
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from compiler.errors import CompilerError
+from compiler.service.engine import OTHER, Item, Route, Service, error_body
+from compiler.service.http_errors import ServiceError, with_deadline
+
+ROUTER_MODEL = "openfirst-router"
+# request fields passed on to the backend as they are; anything else is refused (422), not silently dropped
+PASSED_ON = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
+             "frequency_penalty", "n", "response_format", "stream_options", "user", "logprobs", "top_logprobs")
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description=f"must be {ROUTER_MODEL!r}")
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    openfirst_private: bool = Field(False, description="pin this conversation to the local model")
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1, le=32_768)
+    max_completion_tokens: int | None = Field(None, ge=1, le=32_768)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    n: int | None = Field(None, ge=1, le=1)
+    response_format: dict[str, Any] | None = None
+    stream_options: dict[str, Any] | None = None
+    user: str | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+
+def text_of(message: ChatMessage) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    return " ".join(p.get("text", "") for p in message.content or [] if isinstance(p, dict))
+
+
+def register_chat(app: FastAPI, service: Service) -> None:
+    @app.post("/v1/chat/completions", summary=f"OpenAI-compatible chat, model={ROUTER_MODEL!r} routes it")
+    async def chat(body: ChatRequest, x_openfirst_private: str | None = Header(None)) -> Any:
+        if body.model != ROUTER_MODEL:
+            raise ServiceError(404, "model_not_found", f"unknown model {body.model!r}",
+                               f"use model={ROUTER_MODEL!r}; the router picks the local or the frontier model")
+        texts = [text_of(m) for m in body.messages]
+        users = [t for m, t in zip(body.messages, texts) if m.role == "user" and t.strip()]
+        if not users:
+            raise ServiceError(422, "invalid_request", "no user message with text to route on")
+        private = body.openfirst_private or (x_openfirst_private or "").lower() in ("1", "true", "yes")
+        item = Item(users[-1], private=private)
+        start = time.perf_counter()
+        route = (await with_deadline(service.config.limits.deadline_s, service.route([item], extra_texts=[texts])))[0]
+        params = {k: getattr(body, k) for k in PASSED_ON if getattr(body, k) is not None}
+        messages = [m.model_dump(exclude_none=True) for m in body.messages]
+        if body.stream:
+            return await _stream(service, item, route, messages, params, start)
+        response, route = await with_deadline(service.config.limits.deadline_s, _open(service, item, route, messages, params))
+        meta = _meta(route, response.get("model"), start, _cost(service, route.target, response.get("usage")))
+        service.record_route("chat", [item], [route], meta["latency_ms"] / 1000,
+                             [{"model": meta["model"], "latency_ms": meta["latency_ms"], "cost_usd": meta["cost_usd"]}])
+        service.metrics.generation(route.target, meta["latency_ms"] / 1000, response.get("usage") or {},
+                                   meta["cost_usd"])
+        return JSONResponse({**response, "openfirst": meta}, headers=_headers(meta))
+
+
+async def _open(service: Service, item: Item, route: Route, messages: list[dict[str, Any]],
+                params: dict[str, Any], stream: bool = False) -> tuple[Any, Route]:
+    """The chosen backend's completion (or open stream); on failure, the other backend's where fallback allows
+    it. A failure that ends the request is logged and raised."""
+    try:
+        return await _call(service, route.target, messages, params, stream), route
+    except CompilerError as exc:
+        if not service.may_fall_back(route):
+            raise _failed(service, item, route, exc) from None
+        fallback = Route(OTHER[route.target], "fallback", route.p_success, route.score, route.threshold,
+                         f"{route.target} failed: {type(exc).__name__}", route.pin_reasons)
+        try:
+            return await _call(service, fallback.target, messages, params, stream), fallback
+        except CompilerError as exc2:
+            raise _failed(service, item, fallback, exc2) from None
+
+
+def _failed(service: Service, item: Item, route: Route, exc: CompilerError) -> CompilerError:
+    service.record_route("chat", [item], [route], 0.0, [{"error": error_body(exc)}])
+    return exc
+
+
+async def _call(service: Service, target: str, messages: list[dict[str, Any]], params: dict[str, Any],
+                stream: bool = False) -> Any:
+    """A completion from `target` as a dict, or an iterator of chunks when `stream` (an in-process model
+    answers whole, then as chunks)."""
+    backend = service.backends[target]
+    if hasattr(backend, "achat"):
+        response = await backend.achat({"messages": messages, **params, **({"stream": True} if stream else {})})
+        return response if stream else response.model_dump(exclude_none=True)
+    response = await _in_process(backend, messages, params)
+    return _as_chunks(response) if stream else response
+
+
+async def _in_process(backend: Any, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion from an in-process model (no grammar), in OpenAI's response shape."""
+    conv = [{"role": m["role"], "content": m.get("content") if isinstance(m.get("content"), str)
+             else text_of(ChatMessage(**m))} for m in messages]
+    max_tokens = params.get("max_completion_tokens") or params.get("max_tokens") or 512
+    gen = (await backend.agenerate([conv], None, max_tokens, temperature=params.get("temperature") or 0.0))[0]
+    if gen.error is not None:
+        raise gen.error
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": backend.model_name,
+            "choices": [{"index": 0, "finish_reason": "stop" if gen.finished else "length",
+                         "message": {"role": "assistant", "content": gen.text}}],
+            "usage": {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
+                      "total_tokens": gen.prompt_tokens + gen.completion_tokens}}
+
+
+async def _stream(service: Service, item: Item, route: Route, messages: list[dict[str, Any]],
+                  params: dict[str, Any], start: float) -> StreamingResponse:
+    """Server-sent events. The stream is opened (with fallback) before the response starts, so a backend that
+    is down still gets a JSON error status; a failure mid-stream ends it with an error event."""
+    chunks, route = await with_deadline(service.config.limits.deadline_s, _open(service, item, route, messages, params, stream=True))
+    meta = _meta(route, service.model_of(route.target), start, None)
+
+    async def events() -> AsyncIterator[bytes]:
+        usage: dict[str, Any] | None = None
+        first, error = True, None
+        try:
+            async for chunk in _aiter(chunks):
+                data = chunk if isinstance(chunk, dict) else chunk.model_dump(exclude_none=True)
+                usage = data.get("usage") or usage
+                if first:
+                    data = {**data, "openfirst": meta}
+                    first = False
+                yield f"data: {json.dumps(data)}\n\n".encode()
+        except Exception as exc:  # noqa: BLE001 - the stream is already open: report in-band
+            error = exc
+            yield f"data: {json.dumps({'error': error_body(exc)})}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+        cost = _cost(service, route.target, usage)
+        latency = time.perf_counter() - start
+        outcome = {"model": meta["model"], "latency_ms": latency * 1000, "cost_usd": cost}
+        if error is not None:
+            outcome["error"] = error_body(error)
+        service.record_route("chat", [item], [route], latency, [outcome])
+        service.metrics.generation(route.target, latency, usage or {}, cost)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=_headers(meta))
+
+
+async def _aiter(chunks: Any) -> AsyncIterator[Any]:
+    if hasattr(chunks, "__aiter__"):
+        async for c in chunks:
+            yield c
+    else:
+        for c in chunks:
+            yield c
+
+
+def _as_chunks(response: dict[str, Any]) -> list[dict[str, Any]]:
+    base = {"id": response["id"], "object": "chat.completion.chunk", "created": response["created"],
+            "model": response["model"]}
+    choice = response["choices"][0]
+    return [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+            {**base, "choices": [{"index": 0, "delta": {"content": choice["message"]["content"]}}]},
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}],
+             "usage": response.get("usage")}]
+
+
+def _cost(service: Service, target: str, usage: dict[str, Any] | None) -> float | None:
+    price = getattr(service.backends[target], "price", None)
+    if price is None or not usage:
+        return None
+    return price.cost(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+def _meta(route: Route, model: str | None, start: float, cost: float | None) -> dict[str, Any]:
+    return {**route.public(), "model": model, "latency_ms": round((time.perf_counter() - start) * 1000, 3),
+            "cost_usd": cost}
+
+
+def _headers(meta: dict[str, Any]) -> dict[str, str]:
+    return {"X-OpenFirst-Target": meta["target"], "X-OpenFirst-Model": str(meta["model"]),
+            "X-OpenFirst-Decided-By": meta["decided_by"],
+            "X-OpenFirst-P-Success": "" if meta["p_success"] is None else f"{meta['p_success']:.6f}",
+            "X-OpenFirst-Threshold": "" if meta["threshold"] is None else f"{meta['threshold']:.6f}"}

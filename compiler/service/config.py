@@ -1,0 +1,139 @@
+"""The service's configuration: one TOML file (`openfirst serve --config openfirst.toml`), validated, with
+`OPENFIRST_<SECTION>__<FIELD>` environment variables on top (e.g. `OPENFIRST_FRONTIER__API_KEY`).
+
+Relative paths in the file (task files, the router artifact, the decision log) are relative to the
+file's own directory. See `openfirst.toml` at the repository root for a sample on the embedded defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from compiler.backends.pricing import Price
+from compiler.program import ProgramOptions
+from compiler.settings import EndpointSettings, TomlSettings
+from router.errors import ConfigError
+
+TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerLocal(EndpointSettings):
+    """A local OpenAI-compatible server: vLLM's `vllm serve`, llama.cpp's server, SGLang, ..."""
+
+    kind: Literal["server"] = "server"
+    flavor: Literal["openai", "vllm", "llama.cpp", "json_schema"] = "vllm"
+
+
+class TransformersLocal(_Strict):
+    """An in-process transformers model (CPU or GPU); `smollm2` is the embedded SmolLM2-135M-Instruct."""
+
+    kind: Literal["transformers"]
+    model: str = Field("smollm2", min_length=1, description="smollm2 or a transformers model folder")
+    device: str | None = None
+    price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
+
+
+LocalSettings = Annotated[Union[ServerLocal, TransformersLocal], Field(discriminator="kind")]
+
+
+class RouterSettings(_Strict):
+    artifact: Path | None = Field(None, description="router artifact directory (`openfirst train --out`)")
+    threshold: float | None = Field(None, description="override of the artifact's operating point")
+    target_frontier_share: float | None = Field(
+        None, ge=0.0, le=1.0, description="drift reference; default: the artifact's expected frontier share")
+    drift_tolerance: float = Field(0.1, ge=0.0, le=1.0, description="warn when |share - target| exceeds this")
+    default_target: Literal["local", "frontier"] = Field("local", description="where requests go without a router")
+    batch_size: int = Field(64, ge=1, le=4096, description="most queries embedded together")
+
+
+class RoutingSettings(_Strict):
+    fallback_local_to_frontier: bool = Field(
+        False, description="a failed local answer is retried on the frontier (never for pinned requests)")
+    fallback_frontier_to_local: bool = Field(True, description="a failed frontier answer is retried locally")
+
+
+class PrivacySettings(_Strict):
+    detectors: list[Literal["email", "phone", "iban", "card"]] = ["email", "phone", "iban", "card"]
+    patterns: list[str] = Field(default_factory=list, description="extra regexes; a match pins the request")
+    pin_tasks: list[str] = Field(default_factory=list, description="tasks whose requests always stay local")
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"pattern {p!r} is not a valid regex: {exc}") from None
+        return patterns
+
+
+class LimitSettings(_Strict):
+    max_body_bytes: int = Field(1_000_000, ge=1024, le=1 << 30)
+    max_batch: int = Field(64, ge=1, le=10_000, description="inputs per /extract or /route request")
+    deadline_s: float = Field(120.0, gt=0, le=3600, description="per request, everything included")
+    max_concurrency: int = Field(64, ge=1, le=10_000, description="requests handled at once")
+    queue_timeout_s: float = Field(5.0, ge=0, le=600, description="wait for a slot before 503")
+
+
+class LogSettings(_Strict):
+    decisions: Path | None = Field(Path("runs/decisions.jsonl"), description="JSONL decision log; null: off")
+    store_text: bool = Field(True, description="false: log a SHA-256 of each query instead of its text")
+
+
+class ServeSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+
+class ServiceConfig(TomlSettings):
+    tasks: dict[str, str] = Field(default_factory=dict, description="name -> module:Class or file.py:Class")
+    local: LocalSettings = TransformersLocal(kind="transformers")
+    frontier: EndpointSettings | None = None
+    router: RouterSettings = RouterSettings()
+    routing: RoutingSettings = RoutingSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    limits: LimitSettings = LimitSettings()
+    program: ProgramOptions = ProgramOptions()
+    log: LogSettings = LogSettings()
+    serve: ServeSettings = ServeSettings()
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_names(cls, tasks: dict[str, str]) -> dict[str, str]:
+        for name, spec in tasks.items():
+            if not TASK_NAME.match(name):
+                raise ValueError(f"task name {name!r}: use letters, digits, '_' or '-' (at most 64)")
+            if ":" not in spec:
+                raise ValueError(f"task {name!r}: {spec!r} must look like module:Class or path/to/file.py:Class")
+        return tasks
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ServiceConfig":
+        """Load, validate, and resolve relative paths against the file's directory."""
+        config = cls.load(path)
+        base = Path(path).resolve().parent
+        config.tasks = {n: _resolve_spec(s, base) for n, s in config.tasks.items()}
+        if config.router.artifact is not None and not config.router.artifact.is_absolute():
+            config.router.artifact = base / config.router.artifact
+        if config.log.decisions is not None and not config.log.decisions.is_absolute():
+            config.log.decisions = base / config.log.decisions
+        unknown = sorted(set(config.privacy.pin_tasks) - set(config.tasks))
+        if unknown:
+            raise ConfigError(f"invalid configuration in {path}: privacy.pin_tasks names unknown tasks {unknown}")
+        return config
+
+
+def _resolve_spec(spec: str, base: Path) -> str:
+    where, _, name = spec.rpartition(":")
+    if where.endswith(".py") and not Path(where).is_absolute():
+        return f"{base / where}:{name}"
+    return spec

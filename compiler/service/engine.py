@@ -1,0 +1,298 @@
+"""The routed extraction service's core, free of HTTP: privacy pinning, routing, running, fallback, logging.
+
+For each input: privacy rules may pin it to local; otherwise the router decides (embeddings of
+concurrent requests are batched together); the compiled task runs on the chosen backend; a failure
+may fall back to the other backend when the configuration allows it, never from local to frontier
+for a pinned input. Every input's decision goes to the decision log and the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from compiler.program import Failure, Program, Result
+from compiler.service.config import ServiceConfig
+from compiler.service.metrics import ServiceMetrics
+from compiler.service.privacy import PrivacyRules
+from compiler.task import CompiledTask, load_task
+from router.decision_log import DecisionLog
+from router.errors import ConfigError, OpenFirstError
+
+log = logging.getLogger("openfirst.service")
+OTHER = {"local": "frontier", "frontier": "local"}
+
+
+@dataclass
+class Route:
+    """Where one input goes and why."""
+
+    target: str
+    decided_by: str  # router | privacy | default | fallback
+    p_success: float | None = None
+    score: float | None = None
+    threshold: float | None = None
+    reason: str = ""
+    pin_reasons: tuple[str, ...] = ()
+
+    @property
+    def pinned(self) -> bool:
+        return self.decided_by == "privacy"
+
+    def public(self) -> dict[str, Any]:
+        return {"target": self.target, "decided_by": self.decided_by, "p_success": self.p_success,
+                "score": self.score, "threshold": self.threshold, "pinned": self.pinned,
+                "pin_reasons": list(self.pin_reasons), "reason": self.reason}
+
+
+@dataclass
+class Item:
+    text: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    private: bool = False
+
+
+class BatchingRouter:
+    """`Router.route_many` for concurrent callers: inputs queued while a batch is embedded go together in the
+    next batch, so load raises batch size instead of queueing single embeddings. One worker thread."""
+
+    def __init__(self, router: Any, max_batch: int = 64):
+        self.router = router
+        self.max_batch = max_batch
+        self._pending: list[tuple[str, asyncio.Future]] = []
+        self._worker: asyncio.Task | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="openfirst-router")
+
+    async def route_many(self, texts: Sequence[str]) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in texts]
+        self._pending.extend(zip(texts, futures))
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._drain())
+        return list(await asyncio.gather(*futures))
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+            try:
+                decisions = await loop.run_in_executor(self._pool, self.router.route_many, [t for t, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), d in zip(batch, decisions):
+                if not fut.done():
+                    fut.set_result(d)
+
+
+class Service:
+    def __init__(self, config: ServiceConfig, tasks: dict[str, CompiledTask], backends: dict[str, Any],
+                 router: Any = None, decision_log: DecisionLog | None = None):
+        self.config = config
+        self.tasks = tasks
+        self.backends = backends  # "local" always, "frontier" when configured
+        self.router = router
+        self.gate = BatchingRouter(router, config.router.batch_size) if router is not None else None
+        if router is not None and config.router.threshold is not None:
+            router.threshold = float(config.router.threshold)
+        self.privacy = PrivacyRules(config.privacy.detectors, config.privacy.patterns, config.privacy.pin_tasks)
+        self.metrics = ServiceMetrics()
+        self.decision_log = decision_log
+        self.expected_share = config.router.target_frontier_share
+        if self.expected_share is None and router is not None:
+            self.expected_share = (router.config.get("operating_point") or {}).get("frontier_share")
+        self.programs: dict[str, dict[str, Program]] = {}
+        self.local_only: dict[str, str] = {}  # task -> why the frontier cannot run it
+        for name, task in tasks.items():
+            self.programs[name] = {"local": Program(task, backends["local"], config.program)}
+            if "frontier" in backends:
+                try:
+                    self.programs[name]["frontier"] = Program(task, backends["frontier"], config.program)
+                except OpenFirstError as exc:
+                    self.local_only[name] = str(exc)
+                    log.warning("task %s stays local: the frontier cannot run it (%s)", name, exc)
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: ServiceConfig) -> "Service":
+        from router.api import Router
+
+        if not config.tasks:
+            raise ConfigError("the configuration names no tasks", hint='[tasks] ticket = "module:Class"')
+        tasks = {name: load_task(spec) for name, spec in config.tasks.items()}
+        for name, task in tasks.items():
+            task.name = name
+        backends = {"local": local_backend(config)}
+        if config.frontier is not None:
+            frontier = config.frontier.backend("frontier")
+            if config.frontier.base_url is None and not frontier.has_api_key:
+                log.warning("frontier disabled: %s needs an API key (OPENFIRST_FRONTIER__API_KEY or OPENAI_API_KEY); "
+                            "every request stays local", config.frontier.model)
+            else:
+                backends["frontier"] = frontier
+        router = None
+        if config.router.artifact is not None:
+            if not config.router.artifact.exists():
+                raise ConfigError(f"router artifact {config.router.artifact} does not exist",
+                                  hint="train one: openfirst train routellm-gsm8k --out runs/gsm8k")
+            router = Router.load(config.router.artifact)
+        decisions = (DecisionLog(config.log.decisions, config.log.store_text)
+                     if config.log.decisions is not None else None)
+        return cls(config, tasks, backends, router, decisions)
+
+    def warm_up(self) -> None:
+        """Load the embedding model now, not on the first request."""
+        if self.router is not None:
+            self.router.route_many(["warm up"])
+
+    def describe(self) -> dict[str, Any]:
+        """What runs where, for logs and /healthz (never secrets)."""
+        return {"tasks": sorted(self.tasks), "local": _describe(self.backends["local"]),
+                "frontier": _describe(self.backends.get("frontier")),
+                "router": str(self.config.router.artifact) if self.router is not None else None,
+                "threshold": self.router.threshold if self.router is not None else None,
+                "expected_frontier_share": self.expected_share, "local_only_tasks": sorted(self.local_only)}
+
+    def model_of(self, target: str) -> str | None:
+        backend = self.backends.get(target)
+        return backend.model_name if backend is not None else None
+
+    # -- routing ---------------------------------------------------------------------------------
+    async def route(self, items: Sequence[Item], task: str | None = None,
+                    extra_texts: Sequence[Sequence[str]] | None = None) -> list[Route]:
+        """Decide each input's target. `extra_texts[i]`: more text of input i checked by the privacy rules
+        (e.g. a chat's earlier messages) but not routed on."""
+        routes: list[Route | None] = [None] * len(items)
+        ask = []
+        for i, item in enumerate(items):
+            texts = [item.text, *(extra_texts[i] if extra_texts else ())]
+            check = self.privacy.check(texts, item.private, task)
+            if check.pinned:
+                routes[i] = Route("local", "privacy", reason="pinned to local by privacy rules",
+                                  pin_reasons=check.reasons)
+            elif self.gate is None:
+                target = self.config.router.default_target if "frontier" in self.backends else "local"
+                routes[i] = Route(target, "default", reason=f"no router configured: default target {target}")
+            else:
+                ask.append(i)
+        if ask:
+            decisions = await self.gate.route_many([items[i].text for i in ask])
+            for i, d in zip(ask, decisions):
+                routes[i] = Route(d.target, "router", d.p_success, d.score, d.threshold, d.reason)
+                stay = ("no frontier configured" if "frontier" not in self.backends else
+                        "the frontier cannot run this task's schema" if task in self.local_only else None)
+                if d.target == "frontier" and stay:
+                    routes[i] = Route("local", "default", d.p_success, d.score, d.threshold, f"{d.reason}; {stay}")
+        return routes  # type: ignore[return-value]
+
+    # -- extraction ------------------------------------------------------------------------------
+    async def extract(self, task_name: str, items: Sequence[Item]) -> list[dict[str, Any]]:
+        """Route and run each input; one outcome dict per input (a `result` or an `error`)."""
+        start = time.perf_counter()
+        routes = await self.route(items, task_name)
+        outcomes: list[Result | Failure | None] = [None] * len(items)
+        await self._run_groups(task_name, items, routes, outcomes, range(len(items)))
+        fallback_from: dict[int, str] = {}
+        retry = [i for i, o in enumerate(outcomes) if isinstance(o, Failure) and self.may_fall_back(routes[i])]
+        if retry:
+            for i in retry:
+                fallback_from[i] = routes[i].target
+                routes[i] = Route(OTHER[routes[i].target], "fallback", routes[i].p_success, routes[i].score,
+                                  routes[i].threshold, f"{routes[i].target} failed: "
+                                  f"{type(outcomes[i].error).__name__}", routes[i].pin_reasons)
+            await self._run_groups(task_name, items, routes, outcomes, retry)
+        total = time.perf_counter() - start
+        out = [self._outcome(items[i], routes[i], outcomes[i], fallback_from.get(i)) for i in range(len(items))]
+        self._record("extract", task_name, items, routes, out, total)
+        return out
+
+    def may_fall_back(self, route: Route) -> bool:
+        r = self.config.routing
+        if route.target == "local":
+            return r.fallback_local_to_frontier and not route.pinned and "frontier" in self.backends \
+                and route.decided_by != "default"
+        return r.fallback_frontier_to_local
+
+    async def _run_groups(self, task_name: str, items: Sequence[Item], routes: Sequence[Route],
+                          outcomes: list, which: Sequence[int]) -> None:
+        programs = self.programs[task_name]
+
+        async def run(target: str, idx: list[int]) -> None:
+            for i, r in zip(idx, await programs[target].arun_many([items[i].text for i in idx])):
+                outcomes[i] = r
+                self.metrics.generation(target, r.latency_s, r.usage, r.cost_usd)
+
+        groups = {t: [i for i in which if routes[i].target == t] for t in ("local", "frontier")}
+        await asyncio.gather(*(run(t, idx) for t, idx in groups.items() if idx))
+
+    def _outcome(self, item: Item, route: Route, outcome: Result | Failure, fallback_from: str | None
+                 ) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": item.id, **route.public(), "model": outcome.model, "backend": outcome.backend,
+                               "latency_ms": round(outcome.latency_s * 1000, 3), "cost_usd": outcome.cost_usd,
+                               "usage": outcome.usage, "attempts": outcome.attempts, "fallback_from": fallback_from}
+        if isinstance(outcome, Result):
+            data = outcome.output.model_dump(mode="json") if hasattr(outcome.output, "model_dump") else outcome.output
+            out["output"] = data
+        else:
+            out["error"] = error_body(outcome.error)
+        return out
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+    def _record(self, endpoint: str, task: str | None, items: Sequence[Item], routes: Sequence[Route],
+                outcomes: Sequence[dict[str, Any] | None], total_s: float) -> None:
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+        records = []
+        for item, route, out in zip(items, routes, outcomes):
+            self.metrics.route(endpoint, route.target, route.decided_by)
+            if out is not None and "error" in out:
+                self.metrics.errors.labels(endpoint, out["error"]["type"]).inc()
+            records.append({
+                "id": item.id, "time": now, "endpoint": endpoint, "task": task, "query": item.text,
+                "target": route.target, "decided_by": route.decided_by, "p_success": route.p_success,
+                "score": route.score, "threshold": route.threshold, "expected_frontier_share": self.expected_share,
+                "pin_reasons": list(route.pin_reasons) or None,
+                "model": out.get("model") if out else self.model_of(route.target),
+                "ok": None if out is None else "error" not in out,
+                "error": out["error"]["type"] if out and "error" in out else None,
+                "latency_s": (out["latency_ms"] / 1000 if out and out.get("latency_ms") is not None else total_s),
+                "cost_usd": out.get("cost_usd") if out else None})
+        if self.decision_log is not None:
+            self.decision_log.write_many(records)
+
+    def record_route(self, endpoint: str, items: Sequence[Item], routes: Sequence[Route], total_s: float,
+                     outcomes: Sequence[dict[str, Any] | None] | None = None) -> None:
+        self._record(endpoint, None, items, routes, outcomes or [None] * len(items), total_s)
+
+    def close(self) -> None:
+        if self.decision_log is not None:
+            self.decision_log.close()
+
+
+def local_backend(config: ServiceConfig) -> Any:
+    local = config.local
+    if local.kind == "server":
+        return local.backend("local")
+    from compiler.backends.threaded import ThreadedBackend
+    from compiler.backends.transformers_local import TransformersBackend
+
+    return ThreadedBackend(TransformersBackend.load(local.model, local.device), local.price)
+
+
+def _describe(backend: Any) -> dict[str, Any] | None:
+    if backend is None:
+        return None
+    return {"name": backend.name, "model": backend.model_name, "base_url": getattr(backend, "base_url", None)}
+
+
+def error_body(error: BaseException) -> dict[str, Any]:
+    """The JSON error of one failed input or request (OpenAI's shape: type, message; plus hint, retryable)."""
+    return {"type": type(error).__name__, "message": getattr(error, "message", None) or str(error), "hint": getattr(error, "hint", None),
+            "retryable": bool(getattr(error, "retryable", False))}

@@ -1,0 +1,216 @@
+"""Decision logs: what the service decided for each routed input, joined later with outcome labels.
+
+The service appends one JSON object per input to a JSONL file (`DecisionLog`). Labels arrive
+later, keyed by the same `id`: rows with `local_score` and/or `frontier_score`, or `score` (the
+outcome of the model that answered). `evaluate_decisions` joins the two, reports routed accuracy,
+frontier share and cost, and drift (the router's frontier share against its target, with a warning
+past a tolerance); `joined_outcome_log` turns the joined rows into an outcome log for retraining.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from router.errors import ConfigError, LogFormatError
+from router.records import iter_raw_rows
+
+# keys of one decision record; scripts read them, keep them stable
+RECORD_KEYS = ("id", "time", "endpoint", "task", "query", "query_sha256", "target", "decided_by", "p_success",
+               "score", "threshold", "expected_frontier_share", "pin_reasons", "model", "ok", "error", "latency_s",
+               "cost_usd")
+DECIDERS = ("router", "privacy", "default", "fallback")
+
+
+def query_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class DecisionLog:
+    """Append-only JSONL writer, safe across threads; each record is flushed as it is written."""
+
+    def __init__(self, path: Path | str, store_text: bool = True):
+        self.path = Path(path)
+        self.store_text = store_text
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write_many(self, records: Iterable[dict[str, Any]]) -> None:
+        lines = []
+        for rec in records:
+            rec = dict(rec)
+            query = rec.get("query")
+            if isinstance(query, str):
+                rec["query_sha256"] = query_digest(query)
+                if not self.store_text:
+                    rec["query"] = None
+            lines.append(json.dumps({k: rec.get(k) for k in RECORD_KEYS}, ensure_ascii=False) + "\n")
+        with self._lock:
+            self._fh.write("".join(lines))
+            self._fh.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+def read_decisions(path: Path | str) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"decision log {path} does not exist")
+    out, problems = [], []
+    for lineno, row, error in iter_raw_rows(path):
+        if error is None and (not row.get("id") or row.get("target") not in ("local", "frontier")):
+            error = "a decision needs an id and a target of 'local' or 'frontier'"
+        if error:
+            problems.append((str(path), lineno, error))
+        else:
+            out.append(row)
+    if problems:
+        shown = "\n".join(f"  {f}:{n}: {why}" for f, n, why in problems[:10])
+        raise LogFormatError(f"{len(problems)} bad line(s) in {path}:\n{shown}", problems)
+    if not out:
+        raise LogFormatError(f"{path}: no decisions", [])
+    return out
+
+
+def labels_by_id(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """id -> {local_score, frontier_score, score}: the known outcome labels (later rows win)."""
+    out: dict[str, dict[str, float]] = {}
+    for row in rows:
+        rid = row.get("id")
+        if rid in (None, ""):
+            continue
+        known = {}
+        for key in ("local_score", "frontier_score", "score"):
+            value = row.get(key)
+            if value in (None, ""):
+                continue
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"label {rid!r}: {key} is not a number ({value!r})") from None
+            if not math.isnan(v):
+                known[key] = v
+        if known:
+            out.setdefault(str(rid), {}).update(known)
+    return out
+
+
+def _outcome(rec: dict[str, Any], label: dict[str, float], target: str) -> float | None:
+    if f"{target}_score" in label:
+        return label[f"{target}_score"]
+    return label.get("score") if target == rec["target"] else None
+
+
+def evaluate_decisions(decisions: Sequence[dict[str, Any]], labels: dict[str, dict[str, float]],
+                       target_share: float | None = None, tolerance: float = 0.1, window: int = 1000,
+                       prices: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Routed accuracy, frontier share, cost and drift of logged decisions joined with labels. `prices`:
+    (local, frontier) USD per request, for a cost estimate where the service logged none (e.g. /v1/route)."""
+    n = len(decisions)
+    targets = np.array([d["target"] for d in decisions])
+    by = np.array([d.get("decided_by") or "router" for d in decisions])
+    # the router's own choice (score >= threshold), also where privacy or configuration overrode it
+    chose = np.array([d["score"] >= d["threshold"] for d in decisions
+                      if d.get("score") is not None and d.get("threshold") is not None], dtype=bool)
+    share_all = float(np.mean(targets == "frontier"))
+    share_routed = float(np.mean(chose)) if chose.size else math.nan
+    if target_share is None:
+        stored = [d.get("expected_frontier_share") for d in decisions if d.get("expected_frontier_share") is not None]
+        target_share = float(stored[-1]) if stored else None
+    joined = [(d, labels[str(d["id"])]) for d in decisions if str(d["id"]) in labels]
+    answered = [_outcome(d, lab, d["target"]) for d, lab in joined]
+    local = [_outcome(d, lab, "local") for d, lab in joined]
+    frontier = [_outcome(d, lab, "frontier") for d, lab in joined]
+    costs = [float(d["cost_usd"]) for d in decisions if d.get("cost_usd") is not None]
+    recent = chose[-window:]
+    report: dict[str, Any] = {
+        "decisions": n,
+        "labeled": len(joined),
+        "decided_by": {k: int(np.sum(by == k)) for k in DECIDERS if np.any(by == k)},
+        "frontier_share": share_all,
+        "routed_frontier_share": share_routed,
+        "accuracy": _mean(answered),
+        "accuracy_always_local": _mean(local) if None not in local else None,
+        "accuracy_always_frontier": _mean(frontier) if None not in frontier else None,
+        "errors": int(sum(1 for d in decisions if d.get("ok") is False)),
+        "cost_usd_total": float(sum(costs)) if costs else None,
+        "cost_usd_per_request": float(np.mean(costs)) if costs else None,
+        "cost_usd_per_request_at_prices": (float(np.mean(np.where(targets == "frontier", prices[1], prices[0])))
+                                           if prices is not None else None),
+        "drift": _drift(share_routed, float(np.mean(recent)) if recent.size else math.nan,
+                        len(recent), target_share, tolerance),
+    }
+    return report
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
+
+
+def _drift(share: float, recent_share: float, recent_n: int, target: float | None, tolerance: float
+           ) -> dict[str, Any]:
+    out: dict[str, Any] = {"target_frontier_share": target, "tolerance": tolerance, "recent_window": recent_n,
+                           "recent_frontier_share": recent_share, "warning": None}
+    if target is None or math.isnan(share):
+        out["note"] = "no target share known (pass --target-frontier-share or --router)"
+        return out
+    gaps = {"overall": share - target, "recent": recent_share - target}
+    out["gap"] = gaps["overall"]
+    out["recent_gap"] = gaps["recent"]
+    worst = max(gaps, key=lambda k: abs(gaps[k]) if not math.isnan(gaps[k]) else -1)
+    if abs(gaps[worst]) > tolerance:
+        out["warning"] = (f"routed frontier share ({worst}) {share if worst == 'overall' else recent_share:.1%} "
+                          f"is {abs(gaps[worst]):.1%} {'above' if gaps[worst] > 0 else 'below'} the target "
+                          f"{target:.1%} (tolerance {tolerance:.1%}): traffic has drifted from the training data; "
+                          "retrain on the joined log")
+    return out
+
+
+def joined_outcome_rows(decisions: Sequence[dict[str, Any]], labels: dict[str, dict[str, float]]
+                        ) -> list[dict[str, Any]]:
+    """Outcome-log rows (id, query, local_score, frontier_score) for `openfirst train`: decisions with their
+    query text and a known local outcome."""
+    rows = []
+    for d in decisions:
+        lab = labels.get(str(d["id"]))
+        if not lab or not isinstance(d.get("query"), str):
+            continue
+        local = _outcome(d, lab, "local")
+        if local is None:
+            continue
+        row = {"id": d["id"], "query": d["query"], "local_score": local}
+        frontier = _outcome(d, lab, "frontier")
+        if frontier is not None:
+            row["frontier_score"] = frontier
+        rows.append(row)
+    return rows
+
+
+def markdown_summary(report: dict[str, Any], title: str) -> str:
+    fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else (  # noqa: E731
+        f"{v:.4f}" if isinstance(v, float) else str(v))
+    drift = report["drift"]
+    rows = [("decisions", report["decisions"]), ("labeled", report["labeled"]),
+            ("decided by", ", ".join(f"{k} {v}" for k, v in report["decided_by"].items())),
+            ("frontier share (all)", report["frontier_share"]),
+            ("frontier share (router's choice)", report["routed_frontier_share"]),
+            ("target frontier share", drift["target_frontier_share"]),
+            ("recent frontier share", drift["recent_frontier_share"]),
+            ("routed accuracy", report["accuracy"]), ("always local", report["accuracy_always_local"]),
+            ("always frontier", report["accuracy_always_frontier"]), ("errors", report["errors"]),
+            ("cost per request (USD, logged)", report["cost_usd_per_request"]),
+            ("cost per request (USD, at prices)", report["cost_usd_per_request_at_prices"])]
+    lines = [f"### {title}", "", "| | |", "|---|---|"] + [f"| {k} | {fmt(v)} |" for k, v in rows]
+    if drift["warning"]:
+        lines += ["", f"**WARNING** {drift['warning']}"]
+    return "\n".join(lines) + "\n"
