@@ -12,13 +12,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass
 class Reply:
     status: int = 200
-    body: Any = None  # dict -> JSON; str -> sent as is (malformed bodies)
+    body: Any = None  # dict -> JSON; str -> sent as is (malformed bodies); list of dicts -> server-sent events
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
 
@@ -33,9 +33,23 @@ def completion(content: str | None = '{"ok":true}', *, finish_reason: str = "sto
                       "total_tokens": prompt_tokens + completion_tokens}}
 
 
+def stream_chunks(content: str, model: str = "fake-model") -> list[dict]:
+    """chat.completion.chunk bodies streaming `content` word by word, the last with usage."""
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model}
+    words = content.split(" ")
+    chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+    chunks += [{**base, "choices": [{"index": 0, "delta": {"content": w if i == 0 else " " + w}}]}
+               for i, w in enumerate(words)]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": 10, "completion_tokens": len(words), "total_tokens": 10 + len(words)}})
+    return chunks
+
+
 class ScriptedServer:
-    def __init__(self, replies: list[Reply] | None = None):
+    def __init__(self, replies: list[Reply] | None = None, responder: Callable[[Any], Reply] | None = None):
+        """`responder(request body) -> Reply`, when given, answers instead of the script."""
         self.replies = list(replies or [Reply(body=completion())])
+        self.responder = responder
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -57,7 +71,10 @@ class ScriptedServer:
                 with server._lock:
                     server.requests.append({"path": self.path, "headers": dict(self.headers),
                                             "body": json.loads(raw or b"null")})
-                    reply = server.replies.pop(0) if len(server.replies) > 1 else server.replies[0]
+                    if server.responder is not None:
+                        reply = server.responder(server.requests[-1]["body"])
+                    else:
+                        reply = server.replies.pop(0) if len(server.replies) > 1 else server.replies[0]
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
@@ -69,11 +86,16 @@ class ScriptedServer:
                         server.in_flight -= 1
 
             def _reply(self, reply: Reply) -> None:
-                body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body or {})
+                if isinstance(reply.body, list):  # a stream: one event per chunk, then [DONE]
+                    body, kind = "".join(f"data: {json.dumps(c)}\n\n" for c in reply.body) + "data: [DONE]\n\n", \
+                        "text/event-stream"
+                else:
+                    body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body or {})
+                    kind = "application/json"
                 data = body.encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", kind)
                     self.send_header("Content-Length", str(len(data)))
                     for k, v in reply.headers.items():
                         self.send_header(k, v)

@@ -1,0 +1,123 @@
+"""Fixtures for the service tests: a small real router, a real llama.cpp server (SmolLM2) as the local model,
+a recording stand-in frontier, and a live uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+from compiler.backends.llamacpp_server import free_port
+from tests.conftest import ROOT
+from tests.fake_openai_server import Reply, ScriptedServer, completion, stream_chunks
+
+TASK = f"{ROOT}/datasets/tasks/support_ticket.py:SupportTicket"
+FRONTIER_TICKET = {"category": "shipping", "priority": 3, "summary": "The parcel has not arrived."}
+SECRET = "sk-test-SECRET-5f2c9d1e"
+
+
+def frontier_reply(body: Any) -> Reply:
+    """The stand-in frontier: a valid ticket for structured requests, a fixed text for chat, SSE for streams."""
+    if body.get("stream"):
+        return Reply(body=stream_chunks("Bonjour from the frontier", model="frontier-model"))
+    if "response_format" in body:
+        return Reply(body=completion(json.dumps(FRONTIER_TICKET), model="frontier-model"))
+    return Reply(body=completion("Hello from the frontier", model="frontier-model"))
+
+
+@pytest.fixture
+def frontier() -> Iterator[ScriptedServer]:
+    """A recording stand-in for the frontier API: counts and keeps every request it gets."""
+    with ScriptedServer(responder=frontier_reply) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gsm8k_slice(tmp_path_factory, data_dir, cache_dir):
+    """The first 160 records of RouteLLM GSM8K as an outcome log (real data)."""
+    from router.public_data import load_routellm_gsm8k
+
+    log = load_routellm_gsm8k(data_dir).subset(np.arange(160))
+    path = tmp_path_factory.mktemp("service-logs") / "gsm8k-slice.jsonl"
+    log.write_jsonl(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def router_dir(tmp_path_factory, gsm8k_slice):
+    """A real router (MiniLM embeddings, tuned ensemble) trained on the slice, small settings."""
+    from cli import main
+
+    out = tmp_path_factory.mktemp("service-router") / "r"
+    assert main(["train", str(gsm8k_slice), "--out", str(out), "--seed", "3", "--target-frontier-share", "0.3",
+                 "--trials", "3", "--outer-folds", "2", "--inner-folds", "2", "--no-progress"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def llama():
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by .ci/setup")
+    from compiler.backends.llamacpp_server import LlamaCppServer
+
+    with LlamaCppServer(n_ctx=2048) as server:
+        yield server
+
+
+def make_config(tmp_path, *, local: dict[str, Any], frontier: ScriptedServer | None = None,
+                router: dict[str, Any] | None = None, **sections: Any):
+    from compiler.service.config import ServiceConfig
+
+    cfg: dict[str, Any] = {"tasks": {"support_ticket": TASK}, "local": local,
+                           "log": {"decisions": str(tmp_path / "decisions.jsonl")},
+                           "program": {"max_tokens": 200, "max_retries": 1}}
+    if frontier is not None:
+        cfg["frontier"] = {"model": "frontier-model", "base_url": frontier.base_url, "api_key": SECRET,
+                           "flavor": "openai", "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+                           "retry": {"max_attempts": 2, "base_delay_s": 0.01, "deadline_s": 10}}
+    if router is not None:
+        cfg["router"] = router
+    cfg.update(sections)
+    return ServiceConfig(**cfg)
+
+
+def llama_local(llama) -> dict[str, Any]:
+    return {"kind": "server", "model": llama.alias, "base_url": llama.base_url, "flavor": "llama.cpp",
+            "price": {"input_per_mtok": 0.01, "output_per_mtok": 0.01}, "max_concurrency": 4,
+            "retry": {"max_attempts": 1, "deadline_s": 120, "attempt_timeout_s": 120}}
+
+
+def down_local() -> dict[str, Any]:
+    """A local server that is down: nothing listens on the port."""
+    return {"kind": "server", "model": "local-model", "base_url": f"http://127.0.0.1:{free_port()}/v1",
+            "flavor": "vllm", "retry": {"max_attempts": 2, "base_delay_s": 0.01, "deadline_s": 5}}
+
+
+@contextlib.contextmanager
+def live_service(config) -> Iterator[tuple[str, Any]]:
+    """`Service.from_config(config)` behind a real uvicorn on 127.0.0.1; yields (base URL, service)."""
+    import uvicorn
+
+    from compiler.service.app import create_app
+    from compiler.service.engine import Service
+
+    service = Service.from_config(config)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", service
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        service.close()
