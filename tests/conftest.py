@@ -25,3 +25,30 @@ def cache_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("openfirst-cache")
     os.environ["OPENFIRST_CACHE"] = str(path)
     return path
+
+
+FAST_TRAIN = ["--trials", "3", "--outer-folds", "2", "--inner-folds", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def gsm8k_slice(tmp_path_factory, data_dir, cache_dir) -> Path:
+    """The first 160 records of RouteLLM GSM8K as an outcome log file (real data)."""
+    import numpy as np
+
+    from router.public_data import load_routellm_gsm8k
+
+    log = load_routellm_gsm8k(data_dir).subset(np.arange(160))
+    path = tmp_path_factory.mktemp("logs") / "gsm8k-slice.jsonl"
+    log.write_jsonl(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_router(gsm8k_slice, tmp_path_factory) -> Path:
+    """A real router (MiniLM embeddings, tuned ensemble) trained on the slice with small settings."""
+    from cli import main
+
+    out = tmp_path_factory.mktemp("routers") / "r"
+    assert main(["train", str(gsm8k_slice), "--out", str(out), "--seed", "7", "--target-frontier-share", "0.3",
+                 *FAST_TRAIN]) == 0
+    return out

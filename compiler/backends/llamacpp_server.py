@@ -24,6 +24,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_serving(proc: subprocess.Popen, url: str, timeout_s: float) -> str | None:
+    """Poll `url` until it answers 200. None once it does; otherwise what went wrong."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"exited with code {proc.returncode} at start-up"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return None
+        except OSError:
+            time.sleep(0.3)
+    return f"did not answer within {timeout_s:.0f}s"
+
+
 class LlamaCppServer:
     """A server process; use as a context manager. `base_url` ends in /v1; the model alias is `alias`."""
 
@@ -59,19 +74,11 @@ class LlamaCppServer:
                "--n_threads", str(self.n_threads), "--verbose", "False"]
         self._log = open(self.log_path, "wb") if self.log_path else None
         self.proc = subprocess.Popen(cmd, stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BackendError(f"llama.cpp server exited with code {self.proc.returncode} at start-up"
-                                   + (f" (log: {self.log_path})" if self.log_path else ""))
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.3)
+        problem = wait_until_serving(self.proc, f"{self.base_url}/models", self.startup_timeout_s)
+        if problem is None:
+            return self
         self.stop()
-        raise BackendError(f"llama.cpp server did not answer within {self.startup_timeout_s:.0f}s")
+        raise BackendError(f"llama.cpp server {problem}" + (f" (log: {self.log_path})" if self.log_path else ""))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -71,7 +71,7 @@ class LimitsMiddleware:
                 self._slots.release()
                 self.metrics.in_flight.dec()
             route = scope.get("route")
-            endpoint = getattr(route, "path", None) or ("other" if status["code"] == 404 else scope["path"])
+            endpoint = getattr(route, "path", None) or "unmatched"  # raw paths would make unbounded label sets
             self.metrics.requests.labels(endpoint, str(status["code"])).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 

@@ -7,23 +7,19 @@ import pytest
 
 from cli import main
 from router.public_data import load_routellm_gsm8k
+from tests.conftest import FAST_TRAIN
 
-FAST = ["--trials", "3", "--outer-folds", "2", "--inner-folds", "2", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def slice_log(tmp_path_factory, data_dir, cache_dir):
-    log = load_routellm_gsm8k(data_dir).subset(np.arange(160))
-    path = tmp_path_factory.mktemp("logs") / "gsm8k-slice.jsonl"
-    log.write_jsonl(path)
-    return path
+FAST = FAST_TRAIN
 
 
-@pytest.fixture(scope="module")
-def trained(slice_log, tmp_path_factory):
-    out = tmp_path_factory.mktemp("routers") / "r"
-    assert main(["train", str(slice_log), "--out", str(out), "--seed", "7", "--target-frontier-share", "0.3", *FAST]) == 0
-    return out
+@pytest.fixture
+def slice_log(gsm8k_slice):
+    return gsm8k_slice
+
+
+@pytest.fixture
+def trained(trained_router):
+    return trained_router
 
 
 def run_json(capsys, argv):

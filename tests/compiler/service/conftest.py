@@ -9,7 +9,6 @@ import threading
 import time
 from typing import Any, Iterator
 
-import numpy as np
 import pytest
 
 from compiler.backends.llamacpp_server import free_port
@@ -38,25 +37,8 @@ def frontier() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture(scope="session")
-def gsm8k_slice(tmp_path_factory, data_dir, cache_dir):
-    """The first 160 records of RouteLLM GSM8K as an outcome log (real data)."""
-    from router.public_data import load_routellm_gsm8k
-
-    log = load_routellm_gsm8k(data_dir).subset(np.arange(160))
-    path = tmp_path_factory.mktemp("service-logs") / "gsm8k-slice.jsonl"
-    log.write_jsonl(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def router_dir(tmp_path_factory, gsm8k_slice):
-    """A real router (MiniLM embeddings, tuned ensemble) trained on the slice, small settings."""
-    from cli import main
-
-    out = tmp_path_factory.mktemp("service-router") / "r"
-    assert main(["train", str(gsm8k_slice), "--out", str(out), "--seed", "3", "--target-frontier-share", "0.3",
-                 "--trials", "3", "--outer-folds", "2", "--inner-folds", "2", "--no-progress"]) == 0
-    return out
+def router_dir(trained_router):
+    return trained_router
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from tests.compiler.service.conftest import SECRET, TASK, down_local, live_service, make_config
+from tests.compiler.service.conftest import SECRET, down_local, live_service, make_config
 from tests.fake_openai_server import Reply, ScriptedServer, completion
 
 pytestmark = pytest.mark.slow
