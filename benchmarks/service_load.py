@@ -1,7 +1,7 @@
 """Load test of `openfirst serve` on loopback: throughput and p50/p99 latency of /v1/route and of
 /v1/tasks/support_ticket/extract (local model: SmolLM2 on llama.cpp's server) at 1, 8 and 32 concurrent
-clients, bounded in count and time. The anchor, measured in the same run with the service idle: the
-embedding of one query (MiniLM, what every routing decision must pay) and an in-process `Router.route`.
+clients, bounded in count and time. The anchor, measured in the same run: the embedding of one query
+(MiniLM, what every routing decision must pay), interleaved with /v1/route calls in the same process.
 
     .venv/bin/python benchmarks/service_load.py --router runs/gsm8k --out-dir benchmarks/results
 """
@@ -77,10 +77,47 @@ def start_service(config: Path, port: int, log_path: Path) -> subprocess.Popen:
     return proc
 
 
-def anchor(url: str, queries: list[str], router_dir: Path) -> dict:
-    """Blocks A-B-A with pauses between (idle thread pools of the other process stop spinning): the queries
-    embedded in this process (MiniLM, no HTTP), the same queries through POST /v1/route at 1 client, then
-    embedded again. The service's routing overhead is route p50 minus embedding p50."""
+def anchor_same_process(queries: list[str], router_dir: Path) -> dict:
+    """The target's measurement: the service on a uvicorn thread in this process; for each query, in alternating
+    order, the embedding alone (MiniLM, no HTTP) and POST /v1/route of the same query, so both run in the same
+    process under the same conditions. Also the handler's own time (`latency_ms` of the response)."""
+    import httpx
+
+    from compiler.service.app import serve_in_thread
+    from compiler.service.config import ServiceConfig
+    from compiler.service.engine import Service
+
+    config = ServiceConfig(tasks={"support_ticket": f"{ROOT / 'datasets/tasks/support_ticket.py'}:SupportTicket"},
+                           local={"kind": "server", "model": "unused", "base_url": "http://127.0.0.1:9/v1"},
+                           router={"artifact": str(router_dir)}, log={"decisions": None})
+    service = Service.from_config(config)
+    embedder = service.router.embedder
+    emb, routed, handler, diffs = [], [], [], []
+    with serve_in_thread(service) as url, httpx.Client(base_url=url, timeout=60) as client:
+        client.post("/v1/route", json={"input": "warm up"}).raise_for_status()
+        for i, q in enumerate(queries):
+            t0 = time.perf_counter()
+            if i % 2:
+                embedder.encode([q])
+            t1 = time.perf_counter()
+            r = client.post("/v1/route", json={"input": q})
+            r.raise_for_status()
+            t2 = time.perf_counter()
+            if not i % 2:
+                embedder.encode([q])
+            t3 = time.perf_counter()
+            e, h = (t1 - t0) if i % 2 else (t3 - t2), t2 - t1
+            emb.append(e)
+            routed.append(h)
+            handler.append(r.json()["latency_ms"] / 1e3)
+            diffs.append(h - e)
+    return {"n": len(queries), "embedding_p50_ms": pct(emb, 50) * 1e3, "embedding_p99_ms": pct(emb, 99) * 1e3,
+            "route_http_p50_ms": pct(routed, 50) * 1e3, "route_http_p99_ms": pct(routed, 99) * 1e3,
+            "handler_p50_ms": pct(handler, 50) * 1e3, "paired_difference_p50_ms": pct(diffs, 50) * 1e3}
+
+
+def anchor_cross_process(url: str, queries: list[str], router_dir: Path) -> dict:
+    """Context: blocks A-B-A with pauses, the embedding in this process, /v1/route of the service process."""
     import httpx
 
     from router.api import Router
@@ -103,8 +140,7 @@ def anchor(url: str, queries: list[str], router_dir: Path) -> dict:
         emb = timed(lambda q: embedder.encode([q]))
         routed = timed(lambda q: client.post("/v1/route", json={"input": q}).raise_for_status())
         emb += timed(lambda q: embedder.encode([q]))
-    return {"n": len(queries), "embedding_p50_ms": pct(emb, 50) * 1e3, "embedding_p99_ms": pct(emb, 99) * 1e3,
-            "route_http_p50_ms": pct(routed, 50) * 1e3, "route_http_p99_ms": pct(routed, 99) * 1e3}
+    return {"n": len(queries), "embedding_p50_ms": pct(emb, 50) * 1e3, "route_http_p50_ms": pct(routed, 50) * 1e3}
 
 
 async def load(url: str, path: str, bodies: list[dict], clients: int, total: int, time_limit_s: float) -> dict:
@@ -141,15 +177,19 @@ async def load(url: str, path: str, bodies: list[dict], clients: int, total: int
 
 
 def markdown(out: dict) -> str:
-    a = out["anchor"]
+    a, x = out["anchor"], out["anchor_cross_process"]
     lines = ["# Service load test (loopback)", "", out["setup"], "",
-             f"Anchor, same run, blocks A-B-A of {a['n']} GSM8K queries: one query embedded in this process (MiniLM, "
-             f"no HTTP) p50 **{a['embedding_p50_ms']:.1f} ms** (p99 {a['embedding_p99_ms']:.1f}); the same queries "
-             f"one by one through `POST /v1/route` p50 **{a['route_http_p50_ms']:.1f} ms** "
-             f"(p99 {a['route_http_p99_ms']:.1f}).",
-             f"`/v1/route` adds **{out['route_overhead_p50_ms']:.1f} ms** p50 over the embedding (target < 10 ms: "
-             f"{'met' if out['route_overhead_p50_ms'] < 10 else 'NOT met'}). The routing inside it (ensemble, "
-             "privacy rules, decision log) and HTTP + JSON are all in that difference.", "",
+             f"Anchor, same run, same process, {a['n']} GSM8K queries, each embedded alone (MiniLM, no HTTP) and "
+             f"sent to `POST /v1/route` in alternating order: embedding p50 **{a['embedding_p50_ms']:.1f} ms** (p99 "
+             f"{a['embedding_p99_ms']:.1f}); `/v1/route` p50 **{a['route_http_p50_ms']:.1f} ms** (p99 "
+             f"{a['route_http_p99_ms']:.1f}), of which the handler itself {a['handler_p50_ms']:.1f} ms.",
+             f"`/v1/route` adds **{out['route_overhead_p50_ms']:.1f} ms** p50 over the embedding (median paired "
+             f"difference {a['paired_difference_p50_ms']:.1f} ms; target < 10 ms: "
+             f"{'met' if out['route_overhead_p50_ms'] < 10 else 'NOT met'}).",
+             f"Across processes (this process embeds, the `openfirst serve` process routes; blocks A-B-A with pauses) "
+             f"the figures were {x['embedding_p50_ms']:.1f} ms and {x['route_http_p50_ms']:.1f} ms: one query's "
+             "embedding time depends on which process and thread pattern runs it by this much on 2 shared cores, "
+             "which is why the target is measured within one process.", "",
              "| endpoint | clients | requests | ok | errors | throughput (req/s) | p50 (ms) | p99 (ms) | wall (s) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name in ("route", "extract"):
@@ -212,7 +252,7 @@ def main() -> int:
         proc = start_service(tmp / "openfirst.toml", port, tmp / "service.log")
         url = f"http://127.0.0.1:{port}"
         try:
-            out["anchor"] = anchor(url, queries[300:400], args.router)
+            out["anchor_cross_process"] = anchor_cross_process(url, queries[300:400], args.router)
             route_bodies = [{"input": q} for q in queries[:300]]
             asyncio.run(load(url, "/v1/route", route_bodies, 1, 20, 30))  # warm-up
             out["route"] = [asyncio.run(load(url, "/v1/route", route_bodies, c, args.route_requests, args.time_limit))
@@ -228,6 +268,7 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(30)
+    out["anchor"] = anchor_same_process(queries[300:400], args.router)
     a = out["anchor"]
     out["route_overhead_p50_ms"] = a["route_http_p50_ms"] - a["embedding_p50_ms"]
     args.out_dir.mkdir(parents=True, exist_ok=True)

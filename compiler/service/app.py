@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from compiler.service.engine import Item, Service, error_body
 from compiler.service.http_errors import ServiceError, error_json, status_for, with_deadline
 from compiler.service.limits import LimitsMiddleware
-from router.errors import OpenFirstError
+from router.errors import ConfigError, OpenFirstError
 
 log = logging.getLogger("openfirst.service")
 
@@ -74,7 +74,8 @@ def create_app(service: Service) -> FastAPI:
         await asyncio.to_thread(service.warm_up)
         yield
 
-    app = FastAPI(lifespan=lifespan, title="openfirst", version="0.1.0", summary="Routed extraction: compiled tasks on a local "
+    app = FastAPI(lifespan=lifespan, title="openfirst", version="0.1.0",
+                  summary="Routed extraction: compiled tasks on a local "
                   "open model, the frontier API only where the router says the local model will fail.")
     app.state.service = service
     app.add_middleware(LimitsMiddleware, max_body_bytes=service.config.limits.max_body_bytes,
@@ -137,6 +138,33 @@ def create_app(service: Service) -> FastAPI:
 
     register_chat(app, service)
     return app
+
+
+@contextlib.contextmanager
+def serve_in_thread(service: Service, host: str = "127.0.0.1", port: int | None = None,
+                    startup_timeout_s: float = 60.0) -> Iterator[str]:
+    """Serve `service` with uvicorn on a background thread (tests, benchmarks, notebooks); yields the base URL."""
+    import threading
+
+    import uvicorn
+
+    from compiler.backends.llamacpp_server import free_port
+
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="openfirst-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise ConfigError(f"the service did not start on {host}:{port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
 
 
 def status_for_outcome(outcome: dict[str, Any]) -> int:

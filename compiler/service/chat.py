@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from compiler.errors import CompilerError
-from compiler.service.engine import OTHER, Item, Route, Service, error_body
+from compiler.service.engine import Item, Route, Service, error_body
 from compiler.service.http_errors import ServiceError, with_deadline
 
 ROUTER_MODEL = "openfirst-router"
@@ -76,12 +76,13 @@ def register_chat(app: FastAPI, service: Service) -> None:
         private = body.openfirst_private or (x_openfirst_private or "").lower() in ("1", "true", "yes")
         item = Item(users[-1], private=private)
         start = time.perf_counter()
-        route = (await with_deadline(service.config.limits.deadline_s, service.route([item], extra_texts=[texts])))[0]
+        deadline = service.config.limits.deadline_s
+        route = (await with_deadline(deadline, service.route([item], extra_texts=[texts])))[0]
         params = {k: getattr(body, k) for k in PASSED_ON if getattr(body, k) is not None}
         messages = [m.model_dump(exclude_none=True) for m in body.messages]
         if body.stream:
             return await _stream(service, item, route, messages, params, start)
-        response, route = await with_deadline(service.config.limits.deadline_s, _open(service, item, route, messages, params))
+        response, route = await with_deadline(deadline, _open(service, item, route, messages, params))
         meta = _meta(route, response.get("model"), start, _cost(service, route.target, response.get("usage")))
         service.record_route("chat", [item], [route], meta["latency_ms"] / 1000,
                              [{"model": meta["model"], "latency_ms": meta["latency_ms"], "cost_usd": meta["cost_usd"]}])
@@ -99,8 +100,7 @@ async def _open(service: Service, item: Item, route: Route, messages: list[dict[
     except CompilerError as exc:
         if not service.may_fall_back(route):
             raise _failed(service, item, route, exc) from None
-        fallback = Route(OTHER[route.target], "fallback", route.p_success, route.score, route.threshold,
-                         f"{route.target} failed: {type(exc).__name__}", route.pin_reasons)
+        fallback = route.fall_back(type(exc).__name__)
         try:
             return await _call(service, fallback.target, messages, params, stream), fallback
         except CompilerError as exc2:
@@ -144,7 +144,8 @@ async def _stream(service: Service, item: Item, route: Route, messages: list[dic
                   params: dict[str, Any], start: float) -> StreamingResponse:
     """Server-sent events. The stream is opened (with fallback) before the response starts, so a backend that
     is down still gets a JSON error status; a failure mid-stream ends it with an error event."""
-    chunks, route = await with_deadline(service.config.limits.deadline_s, _open(service, item, route, messages, params, stream=True))
+    chunks, route = await with_deadline(service.config.limits.deadline_s,
+                                        _open(service, item, route, messages, params, stream=True))
     meta = _meta(route, service.model_of(route.target), start, None)
 
     async def events() -> AsyncIterator[bytes]:

@@ -13,11 +13,11 @@ import datetime as dt
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from compiler.program import Failure, Program, Result
+from compiler.service.batching import BatchingRouter
 from compiler.service.config import ServiceConfig
 from compiler.service.metrics import ServiceMetrics
 from compiler.service.privacy import PrivacyRules
@@ -27,6 +27,7 @@ from router.errors import ConfigError, OpenFirstError
 
 log = logging.getLogger("openfirst.service")
 OTHER = {"local": "frontier", "frontier": "local"}
+LARGE_TEXT = 50_000  # characters checked by the privacy rules off the event loop
 
 
 @dataclass
@@ -40,6 +41,11 @@ class Route:
     threshold: float | None = None
     reason: str = ""
     pin_reasons: tuple[str, ...] = ()
+
+    def fall_back(self, why: str) -> "Route":
+        """The same decision moved to the other backend because this one failed."""
+        return Route(OTHER[self.target], "fallback", self.p_success, self.score, self.threshold,
+                     f"{self.target} failed: {why}", self.pin_reasons)
 
     @property
     def pinned(self) -> bool:
@@ -56,41 +62,6 @@ class Item:
     text: str
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     private: bool = False
-
-
-class BatchingRouter:
-    """`Router.route_many` for concurrent callers: inputs queued while a batch is embedded go together in the
-    next batch, so load raises batch size instead of queueing single embeddings. One worker thread."""
-
-    def __init__(self, router: Any, max_batch: int = 64):
-        self.router = router
-        self.max_batch = max_batch
-        self._pending: list[tuple[str, asyncio.Future]] = []
-        self._worker: asyncio.Task | None = None
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="openfirst-router")
-
-    async def route_many(self, texts: Sequence[str]) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in texts]
-        self._pending.extend(zip(texts, futures))
-        if self._worker is None or self._worker.done():
-            self._worker = loop.create_task(self._drain())
-        return list(await asyncio.gather(*futures))
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
-            try:
-                decisions = await loop.run_in_executor(self._pool, self.router.route_many, [t for t, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for (_, fut), d in zip(batch, decisions):
-                if not fut.done():
-                    fut.set_result(d)
 
 
 class Service:
@@ -172,9 +143,14 @@ class Service:
         (e.g. a chat's earlier messages) but not routed on."""
         routes: list[Route | None] = [None] * len(items)
         ask = []
-        for i, item in enumerate(items):
-            texts = [item.text, *(extra_texts[i] if extra_texts else ())]
-            check = self.privacy.check(texts, item.private, task)
+        texts = [[item.text, *(extra_texts[i] if extra_texts else ())] for i, item in enumerate(items)]
+
+        def checks() -> list[Any]:
+            return [self.privacy.check(t, item.private, task) for t, item in zip(texts, items)]
+
+        # the detectors run in linear time, but megabytes of text would still hold the event loop
+        big = sum(len(x) for t in texts for x in t) > LARGE_TEXT
+        for i, check in enumerate(await asyncio.to_thread(checks) if big else checks()):
             if check.pinned:
                 routes[i] = Route("local", "privacy", reason="pinned to local by privacy rules",
                                   pin_reasons=check.reasons)
@@ -205,9 +181,7 @@ class Service:
         if retry:
             for i in retry:
                 fallback_from[i] = routes[i].target
-                routes[i] = Route(OTHER[routes[i].target], "fallback", routes[i].p_success, routes[i].score,
-                                  routes[i].threshold, f"{routes[i].target} failed: "
-                                  f"{type(outcomes[i].error).__name__}", routes[i].pin_reasons)
+                routes[i] = routes[i].fall_back(type(outcomes[i].error).__name__)
             await self._run_groups(task_name, items, routes, outcomes, retry)
         total = time.perf_counter() - start
         out = [self._outcome(items[i], routes[i], outcomes[i], fallback_from.get(i)) for i in range(len(items))]
@@ -294,5 +268,6 @@ def _describe(backend: Any) -> dict[str, Any] | None:
 
 def error_body(error: BaseException) -> dict[str, Any]:
     """The JSON error of one failed input or request (OpenAI's shape: type, message; plus hint, retryable)."""
-    return {"type": type(error).__name__, "message": getattr(error, "message", None) or str(error), "hint": getattr(error, "hint", None),
+    return {"type": type(error).__name__, "message": getattr(error, "message", None) or str(error),
+            "hint": getattr(error, "hint", None),
             "retryable": bool(getattr(error, "retryable", False))}

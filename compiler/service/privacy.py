@@ -11,7 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# bounded parts, and a match may only start where a run of address characters starts: linear time on any
+# input (an unbounded `[...]+@` is quadratic on a long run without '@')
+EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}"
+                   r"\.[A-Za-z]{2,24}(?![A-Za-z])")
 # international (+CC ...) or grouped national numbers, 8-15 digits in all
 PHONE = re.compile(r"(?<![\w+])(?:\+|00)\d{1,3}[\s.-]?(?:\(?\d{1,4}\)?[\s.-]?){2,5}\d{2,4}(?!\w)"
                    r"|(?<![\w+])\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\w)")

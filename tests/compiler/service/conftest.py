@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
-import time
 from typing import Any, Iterator
 
 import pytest
@@ -82,24 +80,12 @@ def down_local() -> dict[str, Any]:
 @contextlib.contextmanager
 def live_service(config) -> Iterator[tuple[str, Any]]:
     """`Service.from_config(config)` behind a real uvicorn on 127.0.0.1; yields (base URL, service)."""
-    import uvicorn
-
-    from compiler.service.app import create_app
+    from compiler.service.app import serve_in_thread
     from compiler.service.engine import Service
 
     service = Service.from_config(config)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", service
+        with serve_in_thread(service) as url:
+            yield url, service
     finally:
-        server.should_exit = True
-        thread.join(15)
         service.close()

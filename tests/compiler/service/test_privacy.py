@@ -40,3 +40,9 @@ def test_patterns_flag_and_tasks_and_no_matched_text_in_reasons():
 
 def test_luhn():
     assert luhn_ok("4012888888881881") and not luhn_ok("4012888888881882") and not luhn_ok("1234")
+
+
+@pytest.mark.parametrize("text", ["7" * 300_000, "a" * 300_000, "a@" * 150_000, "1-" * 150_000, "+1 " * 100_000])
+def test_detectors_take_linear_time_on_hostile_input(text):
+    # a quadratic pattern would not finish here (300k characters -> ~1e11 steps)
+    assert PrivacyRules(patterns=[r"secret"]).check(text).reasons in {(), ("phone",), ("card",)}
