@@ -78,8 +78,10 @@ class Service:
         self.metrics = ServiceMetrics()
         self.decision_log = decision_log
         self.expected_share = config.router.target_frontier_share
-        if self.expected_share is None and router is not None:
+        if self.expected_share is None and router is not None and config.router.threshold is None:
+            # the artifact's expected share belongs to its own threshold, not to an override
             self.expected_share = (router.config.get("operating_point") or {}).get("frontier_share")
+        self.metrics.watch_drift(self.expected_share, config.router.drift_tolerance)
         self.programs: dict[str, dict[str, Program]] = {}
         self.local_only: dict[str, str] = {}  # task -> why the frontier cannot run it
         for name, task in tasks.items():
@@ -225,7 +227,10 @@ class Service:
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
         records = []
         for item, route, out in zip(items, routes, outcomes):
-            self.metrics.route(endpoint, route.target, route.decided_by)
+            chose = None if route.score is None else ("frontier" if route.score >= route.threshold else "local")
+            warning = self.metrics.route(endpoint, route.target, route.decided_by, chose)
+            if warning:
+                log.warning(warning)
             if out is not None and "error" in out:
                 self.metrics.errors.labels(endpoint, out["error"]["type"]).inc()
             records.append({

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -21,7 +23,11 @@ class ServiceMetrics:
                               "(router, privacy, default, fallback)", ["endpoint", "target", "decided_by"],
                               registry=r)
         self.frontier_share = Gauge("openfirst_routed_frontier_share",
-                                    "share of router-decided inputs sent to the frontier since start", registry=r)
+                                    "the router's frontier share over its last `window` decisions", registry=r)
+        self.target_share = Gauge("openfirst_target_frontier_share", "the frontier share the router was tuned for",
+                                  registry=r)
+        self.drifting = Gauge("openfirst_drift_warning", "1 while the router's recent frontier share is further "
+                              "from the target than the tolerance", registry=r)
         self.errors = Counter("openfirst_errors", "errors by endpoint and type", ["endpoint", "type"], registry=r)
         self.backend_latency = Histogram("openfirst_backend_latency_seconds", "generation latency by target",
                                          ["target"], buckets=LATENCY_BUCKETS, registry=r)
@@ -29,13 +35,23 @@ class ServiceMetrics:
                             registry=r)
         self.tokens = Counter("openfirst_tokens", "tokens by target and kind", ["target", "kind"], registry=r)
         self.in_flight = Gauge("openfirst_in_flight_requests", "requests being handled", registry=r)
-        self._decided = {"local": 0, "frontier": 0}
+        self.drift: DriftMonitor | None = None
 
-    def route(self, endpoint: str, target: str, decided_by: str) -> None:
+    def watch_drift(self, target: float | None, tolerance: float, window: int = 1000) -> None:
+        if target is not None:
+            self.drift = DriftMonitor(target, tolerance, window)
+            self.target_share.set(target)
+
+    def route(self, endpoint: str, target: str, decided_by: str, router_chose: str | None = None) -> str | None:
+        """Count one routed input; `router_chose`: the router's own choice where it decided (privacy or
+        configuration may have overridden it). Returns a drift warning when the share newly leaves the band."""
         self.routed.labels(endpoint, target, decided_by).inc()
-        if decided_by == "router":
-            self._decided[target] += 1
-            self.frontier_share.set(self._decided["frontier"] / sum(self._decided.values()))
+        if router_chose is None or self.drift is None:
+            return None
+        warning = self.drift.add(router_chose == "frontier")
+        self.frontier_share.set(self.drift.share)
+        self.drifting.set(1 if self.drift.warning else 0)
+        return warning
 
     def generation(self, target: str, latency_s: float, usage: dict[str, int], cost_usd: float | None) -> None:
         self.backend_latency.labels(target).observe(latency_s)
@@ -47,3 +63,31 @@ class ServiceMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class DriftMonitor:
+    """The router's frontier choices over the last `window` decisions against the target share; warns (once per
+    excursion) when they differ by more than `tolerance`, after at least `min_decisions`."""
+
+    def __init__(self, target: float, tolerance: float, window: int = 1000, min_decisions: int = 200):
+        self.target, self.tolerance, self.min_decisions = target, tolerance, min(min_decisions, window)
+        self.recent: deque[bool] = deque(maxlen=window)
+        self.warning = False
+
+    @property
+    def share(self) -> float:
+        return sum(self.recent) / len(self.recent) if self.recent else 0.0
+
+    def add(self, frontier: bool) -> str | None:
+        self.recent.append(frontier)
+        if len(self.recent) < self.min_decisions:
+            return None
+        gap = self.share - self.target
+        drifting = abs(gap) > self.tolerance
+        newly = drifting and not self.warning
+        self.warning = drifting
+        if not newly:
+            return None
+        return (f"drift: the router sent {self.share:.1%} of its last {len(self.recent)} decisions to the frontier, "
+                f"target {self.target:.1%} (tolerance {self.tolerance:.1%}); traffic differs from the training data: "
+                "join the decision log with outcome labels (openfirst eval --decisions) and retrain")

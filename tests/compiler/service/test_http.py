@@ -123,7 +123,7 @@ def test_metrics_and_decision_log(served, gsm8k_slice, capsys):
     assert 'openfirst_requests_total{endpoint="/v1/route",status="200"}' in text
     assert 'openfirst_errors_total{endpoint="/v1/tasks/{name}/extract",type="unknown_task"}' in text
     assert 'openfirst_routed_total{decided_by="privacy",endpoint="route",target="local"}' in text
-    assert "openfirst_routed_frontier_share" in text
+    assert "openfirst_routed_frontier_share" in text and "openfirst_target_frontier_share" in text
     assert 'openfirst_request_latency_seconds_bucket{endpoint="/v1/route",le="0.25"}' in text
     assert "openfirst_cost_usd_total" in text
     rows = [json.loads(x) for x in (tmp / "decisions.jsonl").read_text().splitlines()]
