@@ -89,6 +89,18 @@ def choose_operating_point(score, local_score, frontier_score, local_cost, front
                           expected_accuracy=float(acc[j]), expected_cost=float(cost[j]), met=met, note=note)
 
 
+def threshold_for_share(score: np.ndarray, share: float) -> float:
+    """The threshold that sends the top `share` of these routing scores to the frontier (frontier iff
+    score >= threshold), RouteLLM's calibration on a sample of the traffic."""
+    if not 0 <= share <= 1:
+        raise ConfigError(f"frontier share must be in [0, 1], got {share}")
+    s = np.sort(np.asarray(score, float))[::-1]
+    if s.size == 0:
+        raise ConfigError("no queries to calibrate the threshold on")
+    k = int(round(share * s.size))
+    return NEVER if k == 0 else float(s[k - 1])
+
+
 def target_from_flags(frontier_share: float | None, quality: float | None, budget: float | None) -> Target:
     given = [(k, v) for k, v in (("frontier_share", frontier_share), ("quality", quality), ("budget", budget))
              if v is not None]

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from compiler.backends.pricing import Price
 from compiler.program import ProgramOptions
@@ -45,13 +45,28 @@ LocalSettings = Annotated[Union[ServerLocal, TransformersLocal], Field(discrimin
 
 
 class RouterSettings(_Strict):
+    """The operating point is the artifact's own, unless `threshold` is given, or `frontier_share` with
+    `calibration` (queries like the expected traffic: the threshold is set so that this share of them would go
+    to the frontier)."""
+
     artifact: Path | None = Field(None, description="router artifact directory (`openfirst train --out`)")
     threshold: float | None = Field(None, description="override of the artifact's operating point")
+    frontier_share: float | None = Field(None, ge=0.0, le=1.0, description="operating point as a frontier share")
+    calibration: str | None = Field(None, description="queries for `frontier_share`: an outcome log (JSONL/CSV, "
+                                    "only `query` is read) or a public data set name")
     target_frontier_share: float | None = Field(
-        None, ge=0.0, le=1.0, description="drift reference; default: the artifact's expected frontier share")
+        None, ge=0.0, le=1.0, description="drift reference; default: the operating point's expected frontier share")
     drift_tolerance: float = Field(0.1, ge=0.0, le=1.0, description="warn when |share - target| exceeds this")
     default_target: Literal["local", "frontier"] = Field("local", description="where requests go without a router")
     batch_size: int = Field(64, ge=1, le=4096, description="most queries embedded together")
+
+    @model_validator(mode="after")
+    def _one_operating_point(self) -> "RouterSettings":
+        if self.threshold is not None and self.frontier_share is not None:
+            raise ValueError("give either threshold or frontier_share, not both")
+        if (self.frontier_share is None) != (self.calibration is None):
+            raise ValueError("frontier_share and calibration go together")
+        return self
 
 
 class RoutingSettings(_Strict):
@@ -124,6 +139,9 @@ class ServiceConfig(TomlSettings):
         config.tasks = {n: _resolve_spec(s, base) for n, s in config.tasks.items()}
         if config.router.artifact is not None and not config.router.artifact.is_absolute():
             config.router.artifact = base / config.router.artifact
+        cal = config.router.calibration
+        if cal is not None and not Path(cal).is_absolute() and (base / cal).exists():
+            config.router.calibration = str(base / cal)
         if config.log.decisions is not None and not config.log.decisions.is_absolute():
             config.log.decisions = base / config.log.decisions
         unknown = sorted(set(config.privacy.pin_tasks) - set(config.tasks))

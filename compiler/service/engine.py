@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -74,10 +75,14 @@ class Service:
         self.gate = BatchingRouter(router, config.router.batch_size) if router is not None else None
         if router is not None and config.router.threshold is not None:
             router.threshold = float(config.router.threshold)
+        if router is not None and config.router.frontier_share is not None:
+            router.threshold = calibrate(router, config.router.calibration, config.router.frontier_share)
         self.privacy = PrivacyRules(config.privacy.detectors, config.privacy.patterns, config.privacy.pin_tasks)
         self.metrics = ServiceMetrics()
         self.decision_log = decision_log
         self.expected_share = config.router.target_frontier_share
+        if self.expected_share is None:
+            self.expected_share = config.router.frontier_share
         if self.expected_share is None and router is not None and config.router.threshold is None:
             # the artifact's expected share belongs to its own threshold, not to an override
             self.expected_share = (router.config.get("operating_point") or {}).get("frontier_share")
@@ -253,6 +258,25 @@ class Service:
     def close(self) -> None:
         if self.decision_log is not None:
             self.decision_log.close()
+
+
+def calibrate(router: Any, queries_from: str, share: float) -> float:
+    """The threshold that sends `share` of the calibration queries to the frontier (embeddings cached on disk)."""
+    from router.embeddings import Embedder
+    from router.policy import threshold_for_share
+    from router.public_data import DATASETS, load_public
+    from router.records import read_log
+
+    if queries_from in DATASETS and not Path(queries_from).exists():
+        queries = load_public(queries_from).queries
+    else:
+        queries = read_log(queries_from, require_local=False).queries
+    embedder = Embedder(router.config["embedder"]["model"])
+    score, _ = router.scores(embedder.encode(queries), queries)
+    threshold = threshold_for_share(score, share)
+    log.info("threshold %.4f sends %.1f%% of %d calibration queries to the frontier", threshold, 100 * share,
+             len(queries))
+    return threshold
 
 
 def local_backend(config: ServiceConfig) -> Any:

@@ -30,6 +30,8 @@ def write(tmp_path, text):
     ('[local]\nkind = "server"\n', "local.server.model"),
     ('[local]\nkind = "gpu-magic"\n', "local"),
     ('[router]\nthreshhold = 0.2\n', "router.threshhold"),
+    ('[router]\nthreshold = 0.2\nfrontier_share = 0.3\ncalibration = "routellm-gsm8k"\n', "not both"),
+    ('[router]\nfrontier_share = 0.3\n', "go together"),
     ('[tasks\n', "cannot read"),
     ('[tasks]\nt = "m:C"\n[privacy]\npin_tasks = ["other"]\n', "unknown tasks"),
 ])

@@ -29,3 +29,16 @@ def test_replay_matches_openfirst_eval(tmp_path, frontier, router_dir, gsm8k_sli
     assert served["decisions"] == served["labeled"] == len(log)
     assert served["frontier_share"] == pytest.approx(direct["frontier_share"], abs=1.5 / len(log))
     assert served["accuracy"] == pytest.approx(direct["expected_accuracy"], abs=1.5 / len(log))
+
+
+def test_operating_point_from_a_frontier_share_on_calibration_queries(tmp_path, frontier, router_dir, gsm8k_slice):
+    log = read_log(gsm8k_slice)
+    router = {"artifact": str(router_dir), "frontier_share": 0.25, "calibration": str(gsm8k_slice)}
+    with live_service(make_config(tmp_path, local=down_local(), frontier=frontier, router=router)) as (url, service):
+        assert service.expected_share == 0.25
+        decisions = []
+        for start in range(0, len(log), 64):
+            body = {"inputs": log.queries[start:start + 64]}
+            decisions += httpx.post(f"{url}/v1/route", json=body, timeout=120).json()["decisions"]
+    share = sum(d["target"] == "frontier" for d in decisions) / len(log)
+    assert share == pytest.approx(0.25, abs=1.5 / len(log))  # the calibration queries themselves
