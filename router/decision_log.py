@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -38,8 +39,13 @@ class DecisionLog:
     def __init__(self, path: Path | str, store_text: bool = True):
         self.path = Path(path)
         self.store_text = store_text
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the decision log's folder {self.path.parent}: {exc}") from None
+        if not os.access(self.path.parent, os.W_OK) or (self.path.exists() and not os.access(self.path, os.W_OK)):
+            raise ConfigError(f"decision log {self.path} is not writable")
+        self._fh: Any = None  # opened on the first write
         self._lock = threading.Lock()
 
     def write_many(self, records: Iterable[dict[str, Any]]) -> None:
@@ -53,12 +59,17 @@ class DecisionLog:
                     rec["query"] = None
             lines.append(json.dumps({k: rec.get(k) for k in RECORD_KEYS}, ensure_ascii=False) + "\n")
         with self._lock:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "a", encoding="utf-8")
             self._fh.write("".join(lines))
             self._fh.flush()
 
     def close(self) -> None:
         with self._lock:
-            self._fh.close()
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
 
 
 def read_decisions(path: Path | str) -> list[dict[str, Any]]:
