@@ -38,9 +38,11 @@ def text_stats(text: str) -> list[float]:
     values = []
     for num in numbers:
         try:
-            values.append(float(num.replace(",", "")))
+            value = float(num.replace(",", ""))
         except ValueError:
             continue
+        if math.isfinite(value):  # a run of 400+ digits overflows to inf
+            values.append(value)
     digits = sum(ch.isdigit() for ch in text)
     upper = sum(ch.isupper() for ch in text)
     symbols = sum(not ch.isalnum() and not ch.isspace() for ch in text)
@@ -72,7 +74,8 @@ def text_stats(text: str) -> list[float]:
 def text_stat_matrix(texts: Sequence[str]) -> np.ndarray:
     if not texts:
         return np.zeros((0, len(TEXT_STAT_NAMES)))
-    return np.asarray([text_stats(t) for t in texts], dtype=np.float64)
+    # finite whatever the text: a non-finite feature would make every head's score NaN
+    return np.nan_to_num(np.asarray([text_stats(t) for t in texts], dtype=np.float64), posinf=1e12, neginf=-1e12)
 
 
 def build_features(groups: Sequence[str], embeddings: np.ndarray, texts: Sequence[str],

@@ -103,3 +103,10 @@ def test_save_refuses_to_overwrite_a_foreign_directory(tmp_path):
     with pytest.raises(ArtifactError):
         fitted_router().save(tmp_path / "r")
     assert (tmp_path / "r" / "precious.txt").read_text() == "keep me"
+
+
+def test_text_stats_stay_finite_on_hostile_text():
+    from router.features import text_stat_matrix
+
+    m = text_stat_matrix(["7" * 5000, "1" + "0" * 400 + ".5 and 9" * 3, "", "\x00" * 10])
+    assert np.isfinite(m).all()
