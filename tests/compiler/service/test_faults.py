@@ -93,3 +93,14 @@ def test_secrets_never_logged_or_returned(tmp_path, router_dir, caplog):
     assert caplog.text  # DEBUG logging was on
     for text in seen:
         assert SECRET not in text  # ...and never shown
+
+
+def test_model_output_failing_validation_is_a_typed_502(tmp_path):
+    bad = ScriptedServer([Reply(body=completion('{"category": "nope", "priority": 9}', model="local-model"))])
+    with bad:  # FAKE local model that answers outside the schema every time
+        local = {"kind": "server", "model": "local-model", "base_url": bad.base_url}
+        with live_service(make_config(tmp_path, local=local)) as (url, _):
+            r = extract(url, {"input": "Where is my parcel?"})
+            assert r.status_code == 502 and r.json()["error"]["type"] == "OutputValidationError"
+            assert "priority" in r.json()["error"]["message"] and r.json()["attempts"] == 2
+            assert bad.calls == 2  # the first answer plus one retry with the error fed back
