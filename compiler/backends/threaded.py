@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from compiler.backends.base import Generation
 from compiler.backends.pricing import Price
@@ -28,11 +28,11 @@ class ThreadedBackend:
         return self.backend.tokenizer_info()
 
     def generate(self, conversations: Sequence[list[dict[str, str]]], constraint: Any, max_tokens: int,
-                 temperature: float = 0.0, repetition_penalty: float = 1.0) -> list[Generation]:
+                 temperature: float = 0.0, repetition_penalty: float = 1.0, **stream: Any) -> list[Generation]:
         with self._lock:
             try:
                 gens = self.backend.generate(conversations, constraint, max_tokens, temperature=temperature,
-                                             repetition_penalty=repetition_penalty)
+                                             repetition_penalty=repetition_penalty, **stream)
             except CompilerError as exc:
                 return [Generation.failed(exc, self.model_name) for _ in conversations]
             except (RuntimeError, ValueError, MemoryError) as exc:  # torch errors: out of memory, bad shapes
@@ -48,3 +48,31 @@ class ThreadedBackend:
                         temperature: float = 0.0, repetition_penalty: float = 1.0) -> list[Generation]:
         return await asyncio.get_running_loop().run_in_executor(
             self._pool, lambda: self.generate(conversations, constraint, max_tokens, temperature, repetition_penalty))
+
+    async def astream(self, conversation: list[dict[str, str]], max_tokens: int, temperature: float = 0.0
+                      ) -> AsyncIterator[str | Generation]:
+        """Unconstrained chat, streamed: text deltas as tokens are chosen, then the finished Generation."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[int | None] = asyncio.Queue()
+        tokenizer = self.backend.tokenizer
+
+        def run() -> Generation:
+            try:
+                return self.generate([conversation], None, max_tokens, temperature,
+                                     on_token=lambda _, tok: loop.call_soon_threadsafe(queue.put_nowait, tok))[0]
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        job = loop.run_in_executor(self._pool, run)
+        tokens: list[int] = []
+        sent = ""
+        while (tok := await queue.get()) is not None:
+            tokens.append(tok)
+            text = tokenizer.decode(tokens, skip_special_tokens=True)
+            if len(text) > len(sent) and not text.endswith("\ufffd"):  # wait for whole characters
+                yield text[len(sent):]
+                sent = text
+        gen = await job
+        if gen.text.startswith(sent) and len(gen.text) > len(sent):
+            yield gen.text[len(sent):]
+        yield gen

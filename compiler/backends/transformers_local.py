@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from compiler.backends.base import Generation
 from compiler.errors import BackendError
@@ -94,7 +94,9 @@ class TransformersBackend:
         return "\n".join(f"{m['role']}: {m['content']}" for m in conversation) + "\nassistant: "
 
     def generate(self, conversations: Sequence[list[dict[str, str]]], grammar, max_tokens: int,
-                 temperature: float = 0.0, seed: int = 0, repetition_penalty: float = 1.0) -> list[Generation]:
+                 temperature: float = 0.0, seed: int = 0, repetition_penalty: float = 1.0,
+                 on_token: Callable[[int, int], None] | None = None) -> list[Generation]:
+        """`on_token(row, token_id)`, when given, sees each output token as it is chosen (streaming)."""
         import torch
 
         prompts = [self.render(c) for c in conversations]
@@ -140,6 +142,8 @@ class TransformersBackend:
                     tok = int(nxt[i])
                     if tok != eos:
                         out_tokens[i].append(tok)
+                        if on_token is not None:
+                            on_token(i, tok)
                     if matchers is not None:
                         matchers[i].consume_token(tok)
                         if matchers[i].is_error():

@@ -114,30 +114,48 @@ def _failed(service: Service, item: Item, route: Route, exc: CompilerError) -> C
 
 async def _call(service: Service, target: str, messages: list[dict[str, Any]], params: dict[str, Any],
                 stream: bool = False) -> Any:
-    """A completion from `target` as a dict, or an iterator of chunks when `stream` (an in-process model
-    answers whole, then as chunks)."""
+    """A completion from `target` as a dict, or an (async) iterator of chunks when `stream`."""
     backend = service.backends[target]
     if hasattr(backend, "achat"):
         response = await backend.achat({"messages": messages, **params, **({"stream": True} if stream else {})})
         return response if stream else response.model_dump(exclude_none=True)
-    response = await _in_process(backend, messages, params)
-    return _as_chunks(response) if stream else response
-
-
-async def _in_process(backend: Any, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-    """A chat completion from an in-process model (no grammar), in OpenAI's response shape."""
     conv = [{"role": m["role"], "content": m.get("content") if isinstance(m.get("content"), str)
              else text_of(ChatMessage(**m))} for m in messages]
     max_tokens = params.get("max_completion_tokens") or params.get("max_tokens") or 512
-    gen = (await backend.agenerate([conv], None, max_tokens, temperature=params.get("temperature") or 0.0))[0]
+    temperature = params.get("temperature") or 0.0
+    if stream:
+        return _in_process_stream(backend, conv, max_tokens, temperature)
+    gen = (await backend.agenerate([conv], None, max_tokens, temperature=temperature))[0]
     if gen.error is not None:
         raise gen.error
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": backend.model_name,
+    return {**_head(backend, "chat.completion"),
             "choices": [{"index": 0, "finish_reason": "stop" if gen.finished else "length",
-                         "message": {"role": "assistant", "content": gen.text}}],
-            "usage": {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
-                      "total_tokens": gen.prompt_tokens + gen.completion_tokens}}
+                         "message": {"role": "assistant", "content": gen.text}}], "usage": _usage(gen)}
+
+
+async def _in_process_stream(backend: Any, conv: list[dict[str, str]], max_tokens: int, temperature: float
+                             ) -> AsyncIterator[dict[str, Any]]:
+    """Chunks from an in-process model as its tokens are chosen (no grammar), in OpenAI's chunk shape."""
+    head = _head(backend, "chat.completion.chunk")
+    yield {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+    async for piece in backend.astream(conv, max_tokens, temperature):
+        if isinstance(piece, str):
+            yield {**head, "choices": [{"index": 0, "delta": {"content": piece}}]}
+        elif piece.error is not None:
+            raise piece.error
+        else:
+            yield {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop" if piece.finished
+                                        else "length"}], "usage": _usage(piece)}
+
+
+def _head(backend: Any, kind: str) -> dict[str, Any]:
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()),
+            "model": backend.model_name}
+
+
+def _usage(gen: Any) -> dict[str, int]:
+    return {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
+            "total_tokens": gen.prompt_tokens + gen.completion_tokens}
 
 
 async def _stream(service: Service, item: Item, route: Route, messages: list[dict[str, Any]],
@@ -152,7 +170,7 @@ async def _stream(service: Service, item: Item, route: Route, messages: list[dic
         usage: dict[str, Any] | None = None
         first, error = True, None
         try:
-            async for chunk in _aiter(chunks):
+            async for chunk in chunks:
                 data = chunk if isinstance(chunk, dict) else chunk.model_dump(exclude_none=True)
                 usage = data.get("usage") or usage
                 if first:
@@ -172,25 +190,6 @@ async def _stream(service: Service, item: Item, route: Route, messages: list[dic
         service.metrics.generation(route.target, latency, usage or {}, cost)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=_headers(meta))
-
-
-async def _aiter(chunks: Any) -> AsyncIterator[Any]:
-    if hasattr(chunks, "__aiter__"):
-        async for c in chunks:
-            yield c
-    else:
-        for c in chunks:
-            yield c
-
-
-def _as_chunks(response: dict[str, Any]) -> list[dict[str, Any]]:
-    base = {"id": response["id"], "object": "chat.completion.chunk", "created": response["created"],
-            "model": response["model"]}
-    choice = response["choices"][0]
-    return [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
-            {**base, "choices": [{"index": 0, "delta": {"content": choice["message"]["content"]}}]},
-            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}],
-             "usage": response.get("usage")}]
 
 
 def _cost(service: Service, target: str, usage: dict[str, Any] | None) -> float | None:

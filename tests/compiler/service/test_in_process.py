@@ -35,6 +35,9 @@ def test_in_process_local_model_extract_and_chat(tmp_path, tiny_model_dir):
         chunks = list(client.chat.completions.create(model="openfirst-router", max_tokens=8, stream=True,
                                                      messages=[{"role": "user", "content": "hello"}]))
         assert chunks[-1].choices[0].finish_reason in {"stop", "length"}
+        deltas = [c.choices[0].delta.content for c in chunks[1:-1]]
+        assert len(deltas) >= 2  # streamed as the tokens are chosen, not in one piece
+        assert "".join(deltas) == reply.choices[0].message.content  # greedy: the same answer as unstreamed
 
 
 def test_serve_check_validates_a_config_file(tmp_path, router_dir, capsys):
