@@ -182,14 +182,19 @@ class Service:
         start = time.perf_counter()
         routes = await self.route(items, task_name)
         outcomes: list[Result | Failure | None] = [None] * len(items)
-        await self._run_groups(task_name, items, routes, outcomes, range(len(items)))
         fallback_from: dict[int, str] = {}
-        retry = [i for i, o in enumerate(outcomes) if isinstance(o, Failure) and self.may_fall_back(routes[i])]
-        if retry:
-            for i in retry:
-                fallback_from[i] = routes[i].target
-                routes[i] = routes[i].fall_back(type(outcomes[i].error).__name__)
-            await self._run_groups(task_name, items, routes, outcomes, retry)
+        try:
+            await self._run_groups(task_name, items, routes, outcomes, range(len(items)))
+            retry = [i for i, o in enumerate(outcomes) if isinstance(o, Failure) and self.may_fall_back(routes[i])]
+            if retry:
+                for i in retry:
+                    fallback_from[i] = routes[i].target
+                    routes[i] = routes[i].fall_back(type(outcomes[i].error).__name__)
+                await self._run_groups(task_name, items, routes, outcomes, retry)
+        except asyncio.CancelledError:  # the request's deadline: the decisions are still logged
+            cut = {"error": {"type": "deadline_exceeded"}, "model": None, "cost_usd": None}
+            self._record("extract", task_name, items, routes, [cut] * len(items), time.perf_counter() - start)
+            raise
         total = time.perf_counter() - start
         out = [self._outcome(items[i], routes[i], outcomes[i], fallback_from.get(i)) for i in range(len(items))]
         self._record("extract", task_name, items, routes, out, total)

@@ -59,8 +59,11 @@ def test_deadline_and_concurrency_limit(tmp_path):
     with slow:
         local = {"kind": "server", "model": "local-model", "base_url": slow.base_url}
         with live_service(make_config(tmp_path, local=local, limits={"deadline_s": 0.5})) as (url, _):
-            r = extract(url, {"input": "Where is my parcel?"})
+            r = extract(url, {"input": "Where is my parcel?", "id": "late-1"})
             assert r.status_code == 504 and r.json()["error"]["type"] == "deadline_exceeded"
+        logged = [json.loads(x) for x in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+        assert logged[-1]["id"] == "late-1" and logged[-1]["ok"] is False
+        assert logged[-1]["error"] == "deadline_exceeded"
         limits = {"max_concurrency": 1, "queue_timeout_s": 0.2}
         with live_service(make_config(tmp_path, local=local, limits=limits)) as (url, _):
             async def two():
