@@ -63,10 +63,9 @@ def main() -> int:
     args = ap.parse_args()
     import httpx
 
-    from router.public_data import DATASETS, load_public
-    from router.records import read_log
+    from router.public_data import load_log_or_public
 
-    log = load_public(args.data) if args.data in DATASETS and not Path(args.data).exists() else read_log(args.data)
+    log = load_log_or_public(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         decisions = tmp / "decisions.jsonl"

@@ -74,16 +74,13 @@ def tune_options(args: argparse.Namespace):
 
 def load_logs(args: argparse.Namespace, require_local: bool = True) -> OutcomeLog:
     from router.cli_data import llmrouter_kwargs
-    from router.public_data import load_public
-    from router.records import read_log
+    from router.public_data import load_log_or_public
 
     cols = ColumnMap(**{f: getattr(args, f"col_{f}") for f in ColumnMap.model_fields})
-    logs = []
-    for item in args.logs:
-        if item in DATASETS and not Path(item).exists():
-            logs.append(load_public(item, args.data_dir, **(llmrouter_kwargs(args) if item == "llmrouter" else {})))
-        else:
-            logs.append(read_log(item, cols, require_local=require_local, skip_bad_lines=args.skip_bad_lines))
+    logs = [load_log_or_public(item, args.data_dir, columns=cols, require_local=require_local,
+                               skip_bad_lines=args.skip_bad_lines,
+                               **(llmrouter_kwargs(args) if item == "llmrouter" else {}))
+            for item in args.logs]
     for log in logs:
         if log.skipped:
             print(f"openfirst: skipped {log.skipped} bad line(s) in {log.source}", file=sys.stderr)
@@ -264,11 +261,11 @@ def cmd_eval_decisions(args: argparse.Namespace) -> int:
 
 def label_rows(args: argparse.Namespace):
     """Rows with an id and outcome scores, from label files (JSONL/CSV) or public data sets."""
-    from router.public_data import load_public
+    from router.public_data import is_public_name, load_public
     from router.records import iter_raw_rows
 
     for item in args.logs:
-        if item in DATASETS and not Path(item).exists():
+        if is_public_name(item):
             log = load_public(item, args.data_dir)
             yield from log.to_records()
             continue

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from router.errors import ConfigError, DataError
-from router.records import OutcomeLog, log_from_rows
+from router.records import ColumnMap, OutcomeLog, log_from_rows, read_log
 
 WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG = "gpt-4-1106-preview"
@@ -154,3 +154,16 @@ def load_public(name: str, data_dir: Path | None = None, **kw) -> OutcomeLog:
     if name not in loaders:
         raise ConfigError(f"unknown data set {name!r}", hint="one of: " + ", ".join(DATASETS))
     return loaders[name](data_dir, **kw)
+
+
+def is_public_name(item: str) -> bool:
+    """`item` names a public data set (and no file of that name shadows it)."""
+    return item in DATASETS and not Path(item).exists()
+
+
+def load_log_or_public(item: str, data_dir: Path | None = None, *, columns: ColumnMap | None = None,
+                       require_local: bool = True, skip_bad_lines: bool = False, **public_kw) -> OutcomeLog:
+    """A public data set by name, or an outcome log file (JSONL/CSV)."""
+    if is_public_name(item):
+        return load_public(item, data_dir, **public_kw)
+    return read_log(item, columns, require_local=require_local, skip_bad_lines=skip_bad_lines)

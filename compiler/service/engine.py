@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 import time
 import uuid
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -269,13 +268,9 @@ def calibrate(router: Any, queries_from: str, share: float) -> float:
     """The threshold that sends `share` of the calibration queries to the frontier (embeddings cached on disk)."""
     from router.embeddings import Embedder
     from router.policy import threshold_for_share
-    from router.public_data import DATASETS, load_public
-    from router.records import read_log
+    from router.public_data import load_log_or_public
 
-    if queries_from in DATASETS and not Path(queries_from).exists():
-        queries = load_public(queries_from).queries
-    else:
-        queries = read_log(queries_from, require_local=False).queries
+    queries = load_log_or_public(queries_from, require_local=False).queries
     embedder = Embedder(router.config["embedder"]["model"])
     score, _ = router.scores(embedder.encode(queries), queries)
     threshold = threshold_for_share(score, share)
