@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from compiler.service.engine import Item, Service, error_body
-from compiler.service.http_errors import ServiceError, error_json, status_for, with_deadline
-from compiler.service.limits import LimitsMiddleware
+from compiler.service.http_errors import ServiceError, error_json, status_for, status_for_outcome, with_deadline
+from compiler.service.limits import LimitsMiddleware, endpoint_label
 from router.errors import ConfigError, OpenFirstError
 
 log = logging.getLogger("openfirst.service")
@@ -167,12 +167,6 @@ def serve_in_thread(service: Service, host: str = "127.0.0.1", port: int | None 
         thread.join(15)
 
 
-def status_for_outcome(outcome: dict[str, Any]) -> int:
-    if "error" not in outcome:
-        return 200
-    return {"DeadlineExceeded": 504, "RateLimited": 503}.get(outcome["error"]["type"], 502)
-
-
 def _sum_cost(results: list[dict[str, Any]]) -> float | None:
     costs = [r["cost_usd"] for r in results if r.get("cost_usd") is not None]
     return float(sum(costs)) if costs else None
@@ -215,5 +209,4 @@ def _register_errors(app: FastAPI, service: Service) -> None:
 
 
 def _endpoint(request: Request) -> str:
-    route = request.scope.get("route")
-    return getattr(route, "path", None) or "other"
+    return endpoint_label(request.scope)

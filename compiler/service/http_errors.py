@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, TypeVar
 
+from compiler import errors as compiler_errors
 from compiler.errors import (BackendError, DeadlineExceeded, IncompleteOutput, OutputValidationError, RateLimited,
                              Refusal, TaskSpecError)
 from router.errors import ConfigError, OpenFirstError
@@ -17,16 +18,26 @@ def error_json(kind: str, message: str, hint: str | None = None, retryable: bool
     return {"error": {"type": kind, "message": message, "hint": hint, "retryable": retryable}}
 
 
-def status_for(error: BaseException) -> int:
-    if isinstance(error, DeadlineExceeded):
+def status_for(error: BaseException | type[BaseException]) -> int:
+    """The HTTP status of a typed error (an instance or its class)."""
+    kind = error if isinstance(error, type) else type(error)
+    if issubclass(kind, DeadlineExceeded):
         return 504
-    if isinstance(error, RateLimited):
+    if issubclass(kind, RateLimited):
         return 503
-    if isinstance(error, (BackendError, OutputValidationError, IncompleteOutput, Refusal)):
+    if issubclass(kind, (BackendError, OutputValidationError, IncompleteOutput, Refusal)):
         return 502  # the model or its server failed, not the request
-    if isinstance(error, (ConfigError, TaskSpecError)):
+    if issubclass(kind, (ConfigError, TaskSpecError)):
         return 400
     return 500
+
+
+def status_for_outcome(outcome: dict[str, Any]) -> int:
+    """The HTTP status of one input's outcome dict: 200, or that of the typed error it names."""
+    if "error" not in outcome:
+        return 200
+    kind = getattr(compiler_errors, outcome["error"]["type"], None)
+    return status_for(kind) if isinstance(kind, type) else 502
 
 
 class ServiceError(OpenFirstError):

@@ -28,6 +28,11 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict
     await send({"type": "http.response.body", "body": data})
 
 
+def endpoint_label(scope: Scope) -> str:
+    """The metrics label of a request: its route template; raw paths would make unbounded label sets."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"
+
+
 class LimitsMiddleware:
     def __init__(self, app: Any, *, max_body_bytes: int, max_concurrency: int, queue_timeout_s: float,
                  metrics: ServiceMetrics):
@@ -70,8 +75,7 @@ class LimitsMiddleware:
             if acquired:
                 self._slots.release()
                 self.metrics.in_flight.dec()
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"  # raw paths would make unbounded label sets
+            endpoint = endpoint_label(scope)
             self.metrics.requests.labels(endpoint, str(status["code"])).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
