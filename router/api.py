@@ -48,6 +48,11 @@ class Router:
             self._embedder = Embedder(self.config["embedder"]["model"], use_cache=False, show_progress=False)
         return self._embedder
 
+    @property
+    def expected_frontier_share(self) -> float | None:
+        """The frontier share its operating point was chosen for (out-of-fold), if the artifact records one."""
+        return (self.config.get("operating_point") or {}).get("frontier_share")
+
     # -- persistence ------------------------------------------------------------
     def save(self, path: Path | str) -> Path:
         arrays: dict[str, np.ndarray] = {}

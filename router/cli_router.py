@@ -244,7 +244,7 @@ def cmd_eval_decisions(args: argparse.Namespace) -> int:
     if target is None and args.router is not None:
         from router.api import Router
 
-        target = (Router.load(args.router).config.get("operating_point") or {}).get("frontier_share")
+        target = Router.load(args.router).expected_frontier_share
     decisions = read_decisions(args.decisions)
     labels = labels_by_id(label_rows(args))
     report = evaluate_decisions(decisions, labels, target, args.tolerance, args.window, prices(args))

@@ -179,12 +179,19 @@ def _drift(share: float, recent_share: float, recent_n: int, target: float | Non
     out["gap"] = gaps["overall"]
     out["recent_gap"] = gaps["recent"]
     worst = max(gaps, key=lambda k: abs(gaps[k]) if not math.isnan(gaps[k]) else -1)
-    if abs(gaps[worst]) > tolerance:
-        out["warning"] = (f"routed frontier share ({worst}) {share if worst == 'overall' else recent_share:.1%} "
-                          f"is {abs(gaps[worst]):.1%} {'above' if gaps[worst] > 0 else 'below'} the target "
-                          f"{target:.1%} (tolerance {tolerance:.1%}): traffic has drifted from the training data; "
-                          "retrain on the joined log")
+    out["warning"] = drift_warning(share if worst == "overall" else recent_share, target, tolerance, worst)
     return out
+
+
+def drift_warning(share: float, target: float, tolerance: float, scope: str) -> str | None:
+    """The warning when the router's frontier share over `scope` is further than `tolerance` from its target."""
+    gap = share - target
+    if math.isnan(gap) or abs(gap) <= tolerance:
+        return None
+    return (f"drift: the router's frontier share ({scope}) {share:.1%} is {abs(gap):.1%} "
+            f"{'above' if gap > 0 else 'below'} the target {target:.1%} (tolerance {tolerance:.1%}): traffic has "
+            "drifted from the training data; join the decision log with outcome labels (openfirst eval "
+            "--decisions) and retrain")
 
 
 def joined_outcome_rows(decisions: Sequence[dict[str, Any]], labels: dict[str, dict[str, float]]

@@ -84,7 +84,7 @@ class Service:
             self.expected_share = config.router.frontier_share
         if self.expected_share is None and router is not None and config.router.threshold is None:
             # the artifact's expected share belongs to its own threshold, not to an override
-            self.expected_share = (router.config.get("operating_point") or {}).get("frontier_share")
+            self.expected_share = router.expected_frontier_share
         self.metrics.watch_drift(self.expected_share, config.router.drift_tolerance)
         self.programs: dict[str, dict[str, Program]] = {}
         self.local_only: dict[str, str] = {}  # task -> why the frontier cannot run it
@@ -167,10 +167,10 @@ class Service:
                 ask.append(i)
         if ask:
             decisions = await self.gate.route_many([items[i].text for i in ask])
+            stay = ("no frontier configured" if "frontier" not in self.backends else
+                    "the frontier cannot run this task's schema" if task in self.local_only else None)
             for i, d in zip(ask, decisions):
                 routes[i] = Route(d.target, "router", d.p_success, d.score, d.threshold, d.reason)
-                stay = ("no frontier configured" if "frontier" not in self.backends else
-                        "the frontier cannot run this task's schema" if task in self.local_only else None)
                 if d.target == "frontier" and stay:
                     routes[i] = Route("local", "default", d.p_success, d.score, d.threshold, f"{d.reason}; {stay}")
         return routes  # type: ignore[return-value]

@@ -7,6 +7,8 @@ from collections import deque
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from router.decision_log import drift_warning
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -82,12 +84,7 @@ class DriftMonitor:
         self.recent.append(frontier)
         if len(self.recent) < self.min_decisions:
             return None
-        gap = self.share - self.target
-        drifting = abs(gap) > self.tolerance
-        newly = drifting and not self.warning
-        self.warning = drifting
-        if not newly:
-            return None
-        return (f"drift: the router sent {self.share:.1%} of its last {len(self.recent)} decisions to the frontier, "
-                f"target {self.target:.1%} (tolerance {self.tolerance:.1%}); traffic differs from the training data: "
-                "join the decision log with outcome labels (openfirst eval --decisions) and retrain")
+        warning = drift_warning(self.share, self.target, self.tolerance, f"last {len(self.recent)} decisions")
+        newly = warning is not None and not self.warning
+        self.warning = warning is not None
+        return warning if newly else None
