@@ -82,7 +82,7 @@ def register_chat(app: FastAPI, service: Service) -> None:
         messages = [m.model_dump(exclude_none=True) for m in body.messages]
         if body.stream:
             return await _stream(service, item, route, messages, params, start)
-        response, route = await with_deadline(deadline, _open(service, item, route, messages, params))
+        response, route = await with_deadline(deadline, _open(service, item, route, messages, params, start))
         meta = _meta(route, response.get("model"), start, _cost(service, route.target, response.get("usage")))
         service.record_route("chat", [item], [route], meta["latency_ms"] / 1000,
                              [{"model": meta["model"], "latency_ms": meta["latency_ms"], "cost_usd": meta["cost_usd"]}])
@@ -92,23 +92,23 @@ def register_chat(app: FastAPI, service: Service) -> None:
 
 
 async def _open(service: Service, item: Item, route: Route, messages: list[dict[str, Any]],
-                params: dict[str, Any], stream: bool = False) -> tuple[Any, Route]:
+                params: dict[str, Any], start: float, stream: bool = False) -> tuple[Any, Route]:
     """The chosen backend's completion (or open stream); on failure, the other backend's where fallback allows
     it. A failure that ends the request is logged and raised."""
     try:
         return await _call(service, route.target, messages, params, stream), route
     except CompilerError as exc:
         if not service.may_fall_back(route):
-            raise _failed(service, item, route, exc) from None
+            raise _failed(service, item, route, exc, start) from None
         fallback = route.fall_back(type(exc).__name__)
         try:
             return await _call(service, fallback.target, messages, params, stream), fallback
         except CompilerError as exc2:
-            raise _failed(service, item, fallback, exc2) from None
+            raise _failed(service, item, fallback, exc2, start) from None
 
 
-def _failed(service: Service, item: Item, route: Route, exc: CompilerError) -> CompilerError:
-    service.record_route("chat", [item], [route], 0.0, [{"error": error_body(exc)}])
+def _failed(service: Service, item: Item, route: Route, exc: CompilerError, start: float) -> CompilerError:
+    service.record_route("chat", [item], [route], time.perf_counter() - start, [{"error": error_body(exc)}])
     return exc
 
 
@@ -163,7 +163,7 @@ async def _stream(service: Service, item: Item, route: Route, messages: list[dic
     """Server-sent events. The stream is opened (with fallback) before the response starts, so a backend that
     is down still gets a JSON error status; a failure mid-stream ends it with an error event."""
     chunks, route = await with_deadline(service.config.limits.deadline_s,
-                                        _open(service, item, route, messages, params, stream=True))
+                                        _open(service, item, route, messages, params, start, stream=True))
     meta = _meta(route, service.model_of(route.target), start, None)
 
     async def events() -> AsyncIterator[bytes]:
