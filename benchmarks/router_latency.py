@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from router.api import Router
 from router.public_data import load_routellm_gsm8k
@@ -37,18 +38,26 @@ def main(argv: list[str] | None = None) -> int:
     router = Router.load(args.router)
     texts = load_routellm_gsm8k().queries[: args.queries]
     router.route(texts[0])  # load the model, warm up
-    single, embed, classify = [], [], []
-    for t in texts:
-        t0 = time.perf_counter()
-        emb = router.embedder.encode([t])
-        t1 = time.perf_counter()
-        router.scores(emb, [t])
-        t2 = time.perf_counter()
-        embed.append(t1 - t0)
-        classify.append(t2 - t1)
-        t3 = time.perf_counter()
-        router.route(t)
-        single.append(time.perf_counter() - t3)
+
+    def timed(fn) -> list[float]:
+        out = []
+        for t in texts:
+            t0 = time.perf_counter()
+            fn(t)
+            out.append(time.perf_counter() - t0)
+        return out
+
+    # Blocks, not alternating calls: BLAS threads still spinning after one call slow the next call's embedding,
+    # so alternating calls would charge each measurement with another's after-effects. Blocks A B A B for the
+    # A/B: route() (heads on one BLAS thread) against the same work with BLAS threads at their default.
+    embedded = {t: router.embedder.encode([t]) for t in texts}
+    embed = timed(lambda t: router.embedder.encode([t]))
+    with threadpool_limits(1, "blas"):  # as route() runs the heads
+        classify = timed(lambda t: router.scores(embedded[t], [t]))
+    single, default_blas = [], []
+    for _ in range(2):
+        single += timed(router.route)
+        default_blas += timed(lambda t: router.scores(router.embedder.encode([t]), [t]))
     t0 = time.perf_counter()
     for i in range(0, len(texts), args.batch):
         router.route_many(texts[i : i + args.batch])
@@ -60,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         "embedding_ms_p50": 1000 * statistics.median(embed),
         "classifier_ms_p50": 1000 * statistics.median(classify),
         "classifier_share_of_embedding": statistics.median(classify) / statistics.median(embed),
+        "route_one_blas_thread_ms_p50": 1000 * statistics.median(single),
+        "route_default_blas_threads_ms_p50": 1000 * statistics.median(default_blas),
         "batch_size": args.batch,
         "batch_queries_per_s": len(texts) / batch_s,
-        "single_queries_per_s": len(texts) / sum(single),
+        "single_queries_per_s": len(single) / sum(single),
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
         "command": "python " + " ".join(sys.argv),
     }
@@ -74,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| embedding p50 (ms) | {result['embedding_ms_p50']:.2f} |\n"
         f"| classifier p50 (ms) | {result['classifier_ms_p50']:.3f} |\n"
         f"| classifier / embedding | {result['classifier_share_of_embedding']:.1%} |\n"
+        f"| route p50, heads on 1 BLAS thread / default BLAS threads, same run (ms) | "
+        f"{result['route_one_blas_thread_ms_p50']:.2f} / {result['route_default_blas_threads_ms_p50']:.2f} |\n"
         f"| batch throughput ({args.batch}/batch, queries/s) | {result['batch_queries_per_s']:.1f} |\n"
         f"| single-query throughput (queries/s) | {result['single_queries_per_s']:.1f} |\n"
     )

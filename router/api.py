@@ -122,7 +122,8 @@ _threadpools = None
 
 def _one_blas_thread():
     """Single-threaded BLAS for the heads: on a few queries BLAS threads gain nothing, and their spinning after
-    each call starves the next embedding's torch threads (measured: route 86 ms -> 25 ms p50 on 2 cores)."""
+    each call starves the next embedding's torch threads (2 cores: 30 ms against 76 ms p50 per query,
+    benchmarks/results/router-latency.md)."""
     global _threadpools
     if _threadpools is None:
         from threadpoolctl import ThreadpoolController
