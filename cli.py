@@ -7,13 +7,14 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from compiler import cli as cli_compiler
-    from compiler.service import cli as cli_service
-    from router import cli_data, cli_router
+    from openfirst.compiler import cli as cli_compiler
+    from openfirst.service import cli as cli_service
+    from openfirst.router import cli_data, cli_router
 
     parser = argparse.ArgumentParser(prog="openfirst", description="Run LLM work on open models; route the rest.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cli_router.register(sub)
+    eval_parser = cli_router.register(sub)
+    cli_service.extend_eval(eval_parser)
     bench = sub.add_parser("bench", help="benchmarks: results go under benchmarks/results/")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     cli_router.register_bench(bench_sub)
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from router.errors import OpenFirstError
+    from openfirst.core.errors import OpenFirstError
 
     parser = build_parser()
     args = parser.parse_args(argv)

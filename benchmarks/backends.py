@@ -20,13 +20,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compiler.backends.llamacpp_server import LlamaCppServer  # noqa: E402
-from compiler.backends.openai_compat import OpenAICompatibleBackend  # noqa: E402
-from compiler.backends.pricing import Price  # noqa: E402
-from compiler.program import Program, ProgramOptions, Result  # noqa: E402
-from compiler.routed import RoutedProgram  # noqa: E402
-from compiler.task import load_task  # noqa: E402
-from tests.fake_openai_server import Reply, ScriptedServer, completion  # noqa: E402
+from openfirst.compiler.backends.llamacpp_server import LlamaCppServer  # noqa: E402
+from openfirst.compiler.backends.openai_compat import OpenAICompatibleBackend  # noqa: E402
+from openfirst.compiler.backends.pricing import Price  # noqa: E402
+from openfirst.compiler.program import Program, ProgramOptions, Result  # noqa: E402
+from openfirst.service.routed import RoutedProgram  # noqa: E402
+from openfirst.compiler.task import load_task  # noqa: E402
+from openfirst.compiler.backends.fake_server import Reply, ScriptedServer, completion  # noqa: E402
 
 TASKS = ROOT / "datasets" / "tasks"
 EXAMPLES = [("support_ticket.py:SupportTicket", "support_tickets.jsonl"), ("invoice.py:Invoice", "invoices.jsonl"),
@@ -139,9 +139,12 @@ def routed(local: LlamaCppServer, frontier: LlamaCppServer, max_tokens: int) -> 
                                           name="local")
         frontier_b = OpenAICompatibleBackend(frontier.alias, base_url=frontier.base_url, flavor="llama.cpp",
                                              price=FRONTIER_PRICE, name="frontier")
-        program = RoutedProgram(task, local_b, frontier_b, lambda t: "frontier" if len(t) > cut else "local",
-                                ProgramOptions(max_tokens=max_tokens, max_retries=1))
-        for row, (target, r) in zip(texts, program.run_many([r["text"] for r in texts])):
+        program = RoutedProgram.from_backends(task, {"local": local_b, "frontier": frontier_b},
+                                              ProgramOptions(max_tokens=max_tokens, max_retries=1))
+        inputs = [r["text"] for r in texts]
+        for row, routed in zip(texts, program.run_many(inputs, ["frontier" if len(t) > cut else "local"
+                                                                 for t in inputs])):
+            target, r = routed.target, routed.outcome
             per_request.append({"task": task.name, "id": row.get("id"), "target": target, "model": r.model,
                                 "backend": r.backend, "valid": isinstance(r, Result),
                                 "error": None if isinstance(r, Result) else type(r.error).__name__,

@@ -21,12 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from compiler.backends.transformers_local import TransformersBackend  # noqa: E402
-from compiler.errors import CompilerError  # noqa: E402
-from compiler.program import Failure, Program, ProgramOptions, Result  # noqa: E402
-from compiler.schema import SchemaOptions  # noqa: E402
-from compiler.task import compile_json_schema, load_task  # noqa: E402
-from compiler.validation import make_validator  # noqa: E402
+from openfirst.compiler.backends.transformers_local import TransformersBackend  # noqa: E402
+from openfirst.compiler.errors import CompilerError  # noqa: E402
+from openfirst.compiler.program import Failure, Program, ProgramOptions, Result  # noqa: E402
+from openfirst.compiler.schema import SchemaOptions  # noqa: E402
+from openfirst.compiler.task import compile_json_schema, load_task  # noqa: E402
+from openfirst.compiler.validation import make_validator  # noqa: E402
 
 TASKS = [("datasets/tasks/support_ticket.py:SupportTicket", "datasets/tasks/support_tickets.jsonl"),
          ("datasets/tasks/invoice.py:Invoice", "datasets/tasks/invoices.jsonl"),
@@ -55,7 +55,7 @@ def smollm2_tasks(max_tokens: int) -> list[dict]:
 
 
 def tiny_random(n_schemas: int, maskbench: Path, seed: int = 0) -> dict:
-    from tests.compiler.tiny import build_tiny_model
+    from openfirst.compiler.tiny_model import build_tiny_model
 
     backend = TransformersBackend.load(str(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")))
     with gzip.open(maskbench, "rt", encoding="utf-8") as fh:

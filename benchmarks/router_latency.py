@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from router.api import Router
-from router.public_data import load_routellm_gsm8k
+from openfirst.router.api import Router
+from openfirst.router.public_data import load_routellm_gsm8k
 
 
 def percentile(xs: list[float], q: float) -> float:

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compiler.backends.llamacpp_server import LlamaCppServer, free_port, wait_until_serving  # noqa: E402
+from openfirst.compiler.backends.llamacpp_server import LlamaCppServer, free_port, wait_until_serving  # noqa: E402
 
 TICKETS = ROOT / "datasets" / "tasks" / "support_tickets.jsonl"
 
@@ -34,7 +34,7 @@ def pct(xs, q):
 
 
 def gsm8k_queries(n: int) -> list[str]:
-    from router.public_data import load_public
+    from openfirst.router.public_data import load_public
 
     return load_public("routellm-gsm8k").queries[:n]
 
@@ -83,9 +83,9 @@ def anchor_same_process(queries: list[str], router_dir: Path) -> dict:
     process under the same conditions. Also the handler's own time (`latency_ms` of the response)."""
     import httpx
 
-    from compiler.service.app import serve_in_thread
-    from compiler.service.config import ServiceConfig
-    from compiler.service.engine import Service
+    from openfirst.service.app import serve_in_thread
+    from openfirst.service.config import ServiceConfig
+    from openfirst.service.engine import Service
 
     config = ServiceConfig(tasks={"support_ticket": f"{ROOT / 'datasets/tasks/support_ticket.py'}:SupportTicket"},
                            local={"kind": "server", "model": "unused", "base_url": "http://127.0.0.1:9/v1"},
@@ -120,7 +120,7 @@ def anchor_cross_process(url: str, queries: list[str], router_dir: Path) -> dict
     """Context: blocks A-B-A with pauses, the embedding in this process, /v1/route of the service process."""
     import httpx
 
-    from router.api import Router
+    from openfirst.router.api import Router
 
     embedder = Router.load(router_dir).embedder
     embedder.encode(["warm up"])

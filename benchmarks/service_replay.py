@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.service_load import start_service  # noqa: E402
-from cli import main as openfirst  # noqa: E402
-from compiler.backends.llamacpp_server import free_port  # noqa: E402
+from openfirst.cli import main as openfirst  # noqa: E402
+from openfirst.compiler.backends.llamacpp_server import free_port  # noqa: E402
 
 
 def run_json(argv: list[str]) -> dict:
@@ -63,7 +63,7 @@ def main() -> int:
     args = ap.parse_args()
     import httpx
 
-    from router.public_data import load_log_or_public
+    from openfirst.router.public_data import load_log_or_public
 
     log = load_log_or_public(args.data)
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,11 +19,11 @@ from typing import Any, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from compiler.errors import CompilerError, CompileTimeout
-from compiler.grammar import JSON_OPTIONS, GrammarCompiler, run_with_timeout
-from compiler.schema import SchemaOptions, normalise, resolve_ref
-from compiler.tokenizer import TokenizerInfo
-from compiler.validation import make_validator
+from openfirst.compiler.errors import CompilerError, CompileTimeout
+from openfirst.compiler.grammar import JSON_OPTIONS, GrammarCompiler, run_with_timeout
+from openfirst.compiler.schema import SchemaOptions, normalise, resolve_ref
+from openfirst.compiler.tokenizer import TokenizerInfo
+from openfirst.compiler.validation import make_validator
 
 
 def read_maskbench(path: Path, limit: int | None = None) -> Iterator[dict[str, Any]]:
@@ -213,7 +213,7 @@ class MaskBench:
         self.xgrammar = None
         self.xgrammar_every = xgrammar_every
         if xgrammar_every > 0:
-            from compiler.bench_xgrammar import XGrammarRunner
+            from openfirst.compiler.bench_xgrammar import XGrammarRunner
 
             self.xgrammar = XGrammarRunner(timeout_s)
         self.timeout_s = timeout_s

@@ -20,7 +20,7 @@ SEPARATORS = (",", ":")
 def _worker(conn) -> None:
     import xgrammar as xgr
 
-    from compiler.tokenizer import smollm2_tokenizer
+    from openfirst.compiler.tokenizer import smollm2_tokenizer
 
     tok = smollm2_tokenizer()
     info = xgr.TokenizerInfo.from_huggingface(tok.hf, vocab_size=tok.ll.vocab_size)

@@ -51,22 +51,22 @@ def register_bench(bench_sub) -> None:
 def _options(args):
     from pydantic import ValidationError
 
-    from compiler.errors import TaskSpecError
-    from compiler.program import ProgramOptions
+    from openfirst.compiler.errors import TaskSpecError
+    from openfirst.compiler.program import ProgramOptions
+    from openfirst.core.errors import describe_validation_error
 
     try:
         return ProgramOptions(max_tokens=args.max_tokens, max_retries=args.max_retries, temperature=args.temperature,
                               repetition_penalty=args.repetition_penalty, engine=args.engine)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise TaskSpecError(f"invalid option {err['loc'][0]}: {err['msg']}") from exc
+        raise TaskSpecError(f"invalid option {describe_validation_error(exc)}") from None
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from compiler.backends.transformers_local import TransformersBackend
-    from compiler.extract import run_extraction
-    from compiler.program import Program
-    from compiler.task import load_task
+    from openfirst.compiler.backends.transformers_local import TransformersBackend
+    from openfirst.compiler.extract import run_extraction
+    from openfirst.compiler.program import Program
+    from openfirst.compiler.task import load_task
 
     task = load_task(args.task)
     options = _options(args)
@@ -77,9 +77,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from compiler.grammar import GrammarCompiler
-    from compiler.task import load_task
-    from compiler.tokenizer import smollm2_tokenizer, tokenizer_info
+    from openfirst.compiler.grammar import GrammarCompiler
+    from openfirst.compiler.task import load_task
+    from openfirst.compiler.tokenizer import smollm2_tokenizer, tokenizer_info
 
     task = load_task(args.task)
     if args.model == "smollm2":
@@ -110,9 +110,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_compiler(args: argparse.Namespace) -> int:
-    from compiler.bench import MaskBench, read_maskbench, write_results
-    from compiler.errors import TaskSpecError
-    from compiler.tokenizer import smollm2_tokenizer
+    from openfirst.compiler.bench import MaskBench, read_maskbench, write_results
+    from openfirst.compiler.errors import TaskSpecError
+    from openfirst.compiler.tokenizer import smollm2_tokenizer
 
     if not args.schemas.exists():
         raise TaskSpecError(f"schema file {args.schemas} does not exist")

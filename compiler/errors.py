@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from router.errors import OpenFirstError
+from openfirst.core.errors import OpenFirstError
 
 
 class CompilerError(OpenFirstError):

@@ -8,13 +8,13 @@ from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
-from compiler.errors import TaskSpecError
-from compiler.program import Failure, Program
+from openfirst.compiler.errors import TaskSpecError
+from openfirst.compiler.program import Failure, Program
 
 
 def read_inputs(path: Path, text_field: str = "text") -> Iterator[tuple[int, Any, str | None, str | None]]:
     """(line number, id, text or None, error or None) per record of a JSONL (or CSV) input."""
-    from router.records import iter_raw_rows
+    from openfirst.core.rows import iter_raw_rows
 
     for lineno, obj, error in iter_raw_rows(path):
         if error is not None:

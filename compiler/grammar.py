@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compiler.errors import CompileTimeout, GrammarCompileError
-from compiler.schema import FeatureReport, drop_format, drop_keyword, oneof_to_anyof
-from compiler.tokenizer import TokenizerInfo
+from openfirst.compiler.errors import CompileTimeout, GrammarCompileError
+from openfirst.compiler.schema import FeatureReport, drop_format, drop_keyword, oneof_to_anyof
+from openfirst.compiler.tokenizer import TokenizerInfo
 
 # compact separators and no free whitespace: unbounded whitespace makes small models loop forever
 JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}

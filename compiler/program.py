@@ -13,10 +13,10 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from compiler.backends.base import Generation
-from compiler.errors import CompilerError, IncompleteOutput, OutputValidationError
-from compiler.grammar import GrammarCompiler, make_compiler
-from compiler.task import CompiledTask
+from openfirst.compiler.backends.base import AsyncBackend, Backend, Generation
+from openfirst.compiler.errors import BackendError, CompilerError, IncompleteOutput, OutputValidationError
+from openfirst.compiler.grammar import GrammarCompiler, make_compiler
+from openfirst.compiler.task import CompiledTask
 
 
 class ProgramOptions(BaseModel):
@@ -110,7 +110,7 @@ class Program:
     """A compiled task bound to a backend. `run_many` batches inputs; each input gets a
     `Result` or a `Failure` carrying a typed error (never partial JSON)."""
 
-    def __init__(self, task: CompiledTask, backend: Any, options: ProgramOptions = ProgramOptions(),
+    def __init__(self, task: CompiledTask, backend: Backend, options: ProgramOptions = ProgramOptions(),
                  compiler: GrammarCompiler | None = None):
         self.task = task
         self.backend = backend
@@ -118,7 +118,7 @@ class Program:
         self.grammar: Any = None  # the backend's constraint: a compiled grammar, or a server request format
         if not options.constrained:
             return
-        if hasattr(backend, "tokenizer_info"):
+        if backend.constraint == "grammar":
             self.compiler = compiler or make_compiler(options.engine, backend.tokenizer_info(),
                                                       timeout_s=options.compile_timeout_s)
             self.grammar = self.compiler.compile(task.schema, task.report)
@@ -138,11 +138,11 @@ class Program:
             batch.absorb(self.backend.generate(conversations, self.grammar, **self._generate_kwargs()))
         return batch.results  # type: ignore[return-value]
 
-    async def arun(self, text: str) -> Result:
-        return _raise_failure((await self.arun_many([text]))[0])
-
     async def arun_many(self, texts: Sequence[str]) -> list[Result | Failure]:
-        """Async `run_many`; needs a backend with `agenerate` (the server backends)."""
+        """Async `run_many`; needs an `AsyncBackend` (servers, or an in-process model wrapped in ThreadedBackend)."""
+        if not isinstance(self.backend, AsyncBackend):
+            raise BackendError(f"{self.backend.name} has no async path; wrap it in ThreadedBackend",
+                               hint="openfirst.compiler.backends.threaded.ThreadedBackend(backend)")
         batch = _Batch(self, texts)
         while conversations := batch.next_conversations():
             batch.absorb(await self.backend.agenerate(conversations, self.grammar, **self._generate_kwargs()))

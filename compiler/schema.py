@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from compiler.errors import SchemaRefused
+from openfirst.compiler.errors import SchemaRefused
 
 # keywords whose values are subschemas (or maps/lists of them)
 _SUB_ONE = ("additionalProperties", "items", "not", "if", "then", "else", "contains", "propertyNames",

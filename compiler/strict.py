@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from compiler.errors import StrictSchemaError
-from compiler.schema import resolve_ref
+from openfirst.compiler.errors import StrictSchemaError
+from openfirst.compiler.schema import resolve_ref
 
 STRICT_FORMATS = {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
 KEPT = {"type", "description", "enum", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",

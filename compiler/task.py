@@ -17,9 +17,10 @@ from typing import Any, Sequence
 
 from pydantic import BaseModel, ValidationError
 
-from compiler.errors import OutputValidationError, TaskSpecError
-from compiler.schema import FeatureReport, SchemaOptions, normalise
-from compiler.validation import check_schema, make_validator
+from openfirst.compiler.errors import OutputValidationError, TaskSpecError
+from openfirst.core.errors import describe_validation_error
+from openfirst.compiler.schema import FeatureReport, SchemaOptions, normalise
+from openfirst.compiler.validation import check_schema, make_validator
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class CompiledTask:
             raise OutputValidationError(f"output is not valid JSON: {exc.msg} at char {exc.pos}", attempts=1,
                                         last_output=text) from exc
         if not self._valid(data):
-            from compiler.validation import validation_errors
+            from openfirst.compiler.validation import validation_errors
 
             errs = "; ".join(validation_errors(self.json_schema, data))
             raise OutputValidationError(f"output violates the schema: {errs}", attempts=1, last_output=text)
@@ -59,8 +60,8 @@ class CompiledTask:
         try:
             return self.model.model_validate(data)
         except ValidationError as exc:
-            msgs = "; ".join(f"{'/'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-            raise OutputValidationError(f"output fails model validation: {msgs}", attempts=1,
+            raise OutputValidationError(f"output fails model validation: {describe_validation_error(exc, 5)}",
+                                        attempts=1,
                                         last_output=text) from exc
 
     def system_prompt(self) -> str:

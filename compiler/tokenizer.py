@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from compiler.errors import BackendError
+from openfirst.compiler.errors import BackendError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -46,7 +46,7 @@ def smollm2_tokenizer() -> TokenizerInfo:
     """The embedded model's tokenizer, converted from the GGUF once and cached as a tokenizer folder."""
     from transformers import AutoTokenizer
 
-    from compiler.backends.transformers_local import converted_dir
+    from openfirst.compiler.backends.transformers_local import converted_dir
 
     cached = converted_dir() / "tokenizer"
     if (cached / "tokenizer.json").exists():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from compiler.errors import SchemaRefused
+from openfirst.compiler.errors import SchemaRefused
 
 
 def _format_checker():

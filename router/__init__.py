@@ -1,13 +1,13 @@
 """openfirst router: predict per query whether the local open model succeeds."""
 
-from router.errors import OpenFirstError
+from openfirst.core.errors import OpenFirstError
 
 __all__ = ["OpenFirstError", "Router", "Decision"]
 
 
 def __getattr__(name: str):  # lazy: keep `import router` light (no torch, no sklearn)
     if name in ("Router", "Decision"):
-        from router import api
+        from openfirst.router import api
 
         return getattr(api, name)
     raise AttributeError(name)

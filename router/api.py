@@ -8,11 +8,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from router.artifact import load_artifact, save_artifact
-from router.embeddings import Embedder
-from router.errors import ArtifactError, ConfigError
-from router.heads import Head
-from router.scorer import EnsembleScorer, RoutingScorer
+from openfirst.router.artifact import load_artifact, save_artifact
+from openfirst.core.errors import ConfigError
+from openfirst.router.embeddings import Embedder, EmbedderSpec
+from openfirst.router.errors import ArtifactError
+from openfirst.router.policy import threshold_for_share
+from openfirst.router.scorer import EnsembleScorer
 
 
 @dataclass(frozen=True)
@@ -35,17 +36,21 @@ class Decision:
 
 
 class Router:
+    """A fitted routing scorer, the threshold on its score, and the embedder spec it was trained with."""
+
     def __init__(self, scorer: EnsembleScorer, threshold: float, config: dict[str, Any],
                  embedder: Embedder | None = None):
         self.scorer = scorer
         self.threshold = float(threshold)
         self.config = config
+        self.embedder_spec = EmbedderSpec.from_config(config.get("embedder"))
         self._embedder = embedder
 
     @property
     def embedder(self) -> Embedder:
+        """The embedder routing uses (no disk cache: live traffic is mostly new text)."""
         if self._embedder is None:
-            self._embedder = Embedder(self.config["embedder"]["model"], use_cache=False, show_progress=False)
+            self._embedder = self.embedder_spec.embedder(use_cache=False, show_progress=False)
         return self._embedder
 
     @property
@@ -55,35 +60,26 @@ class Router:
 
     # -- persistence ------------------------------------------------------------
     def save(self, path: Path | str) -> Path:
-        arrays: dict[str, np.ndarray] = {}
-        members = []
-        for i, m in enumerate(self.scorer.members):
-            heads = {"local": m.local_head_}
-            if m.frontier_head_ is not None:
-                heads["frontier"] = m.frontier_head_
-            for name, head in heads.items():
-                arrays.update({f"m{i}/{name}/{k}": v for k, v in head.state_.items()})
-            members.append(dict(m.describe(), platt=list(m.platt_), heads={n: h.describe() for n, h in heads.items()}))
-        config = dict(self.config, threshold=self.threshold,
-                      scorer={"members": members, "stats": [list(s) for s in self.scorer.stats_]})
+        scorer, arrays = self.scorer.state()
+        config = dict(self.config, embedder=self.embedder_spec.to_config(), threshold=self.threshold, scorer=scorer)
         return save_artifact(path, config, arrays)
 
     @classmethod
     def load(cls, path: Path | str, embedder: Embedder | None = None) -> "Router":
         config, arrays = load_artifact(path)
         try:
-            members = [_member_from(i, desc, arrays) for i, desc in enumerate(config["scorer"]["members"])]
-            scorer = EnsembleScorer(members)
-            scorer.stats_ = [(float(a), float(b)) for a, b in config["scorer"]["stats"]]
-            dim = int(config["embedder"]["dimension"])
+            scorer = EnsembleScorer.from_state(config["scorer"], arrays)
+            spec = EmbedderSpec.from_config(config["embedder"])
             threshold = float(config["threshold"])
+        except (ArtifactError, ConfigError) as exc:
+            raise ArtifactError(f"{path}: incompatible router artifact ({exc.message})") from None
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ArtifactError(f"{path}: incompatible router artifact ({type(exc).__name__}: {exc})") from exc
-        if not members or len(scorer.stats_) != len(members):
-            raise ArtifactError(f"{path}: incompatible router artifact (member count)")
-        for m in members:
-            if "embedding" in m.features and m.local_head_.state_["mean"].shape[0] < dim:
-                raise ArtifactError(f"{path}: arrays do not match the embedding dimension {dim}")
+        if np.isnan(threshold):
+            raise ArtifactError(f"{path}: the threshold is not a number")
+        for m in scorer.members_:
+            if "embedding" in m.features and m.local_head_.state_["mean"].shape[0] < spec.dimension:
+                raise ArtifactError(f"{path}: arrays do not match the embedding dimension {spec.dimension}")
         return cls(scorer, threshold, config, embedder)
 
     # -- routing ----------------------------------------------------------------
@@ -97,24 +93,30 @@ class Router:
                 raise ConfigError(f"query {i} is empty or not text")
         if not texts:
             return []
-        emb = self.embedder.encode(texts)
-        expected = int(self.config["embedder"]["dimension"])
-        if emb.shape[1] != expected:
-            raise ArtifactError(f"embedder gives dimension {emb.shape[1]}, the router was trained on {expected}")
-        with _one_blas_thread():
-            score, p = self.scorer.score_and_p(emb, texts)
+        score, p = self.scores(self.embedder.encode(texts), texts)
         return [self._decide(float(s), float(q)) for s, q in zip(score, p)]
 
     def scores(self, embeddings: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(routing score, p_success) for precomputed embeddings (evaluation)."""
-        return self.scorer.score_and_p(embeddings, texts)
+        """(routing score, p_success) for precomputed embeddings."""
+        if embeddings.shape[1] != self.embedder_spec.dimension:
+            raise ArtifactError(f"embedder gives dimension {embeddings.shape[1]}, the router was trained on "
+                                f"{self.embedder_spec.dimension}")
+        with _one_blas_thread():
+            return self.scorer.score_and_p(embeddings, texts)
+
+    def threshold_for_share(self, queries: Sequence[str], share: float) -> float:
+        """The threshold that sends `share` of these queries (a sample like the expected traffic) to the frontier;
+        embeddings go through the on-disk cache."""
+        queries = list(queries)
+        embedder = self.embedder_spec.embedder(use_cache=True, show_progress=False)
+        score, _ = self.scores(embedder.encode(queries), queries)
+        return threshold_for_share(score, share)
 
     def _decide(self, score: float, p: float) -> Decision:
         frontier = score >= self.threshold
         what = "z-scored expected frontier gain" if self.scorer.label == "gain" else "z-scored 1 - p_success"
         reason = f"{what} {score:.4f} {'>=' if frontier else '<'} threshold {self.threshold:.4f}"
         return Decision("frontier" if frontier else "local", p, self.threshold, score, reason)
-
 
 
 _threadpools = None
@@ -130,20 +132,3 @@ def _one_blas_thread():
 
         _threadpools = ThreadpoolController()
     return _threadpools.limit(limits=1, user_api="blas")
-
-
-def _member_from(i: int, desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> RoutingScorer:
-    scorer = RoutingScorer(desc["label"], desc["family"], desc["params"], desc["features"], desc["seed"])
-    heads = {}
-    for name, hdesc in desc["heads"].items():
-        prefix = f"m{i}/{name}/"
-        state = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-        if not state:
-            raise ArtifactError(f"artifact lacks the arrays of member {i} head {name!r}")
-        heads[name] = Head.from_state(hdesc, state)
-    if desc["label"] == "gain" and "frontier" not in heads:
-        raise ArtifactError(f"member {i}: label mode 'gain' but no frontier head stored")
-    scorer.local_head_ = heads["local"]
-    scorer.frontier_head_ = heads.get("frontier")
-    scorer.platt_ = tuple(float(x) for x in desc["platt"])
-    return scorer

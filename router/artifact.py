@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from router.errors import ArtifactError
+from openfirst.router.errors import ArtifactError
 
 FORMAT = "openfirst-router"
 FORMAT_VERSION = 1

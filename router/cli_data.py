@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from router.public_data import DATASETS, default_data_dir
+from openfirst.router.public_data import DATASETS, default_data_dir
 
 
 def register(sub) -> None:
@@ -49,7 +49,7 @@ def llmrouter_kwargs(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from router.public_data import load_public
+    from openfirst.router.public_data import load_public
 
     kw = llmrouter_kwargs(args) if args.name == "llmrouter" else {}
     log = load_public(args.name, args.data_dir, **kw)
@@ -60,7 +60,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from router.download import download
+    from openfirst.router.download import download
 
     root = args.data_dir or default_data_dir()
     files = download(args.name, root, args.base_url)

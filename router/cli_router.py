@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from router.errors import ConfigError
-from router.policy import DEFAULT_FRONTIER_COST, DEFAULT_LOCAL_COST, Target, target_from_flags
-from router.public_data import DATASETS
-from router.records import ColumnMap, OutcomeLog
+from openfirst.core.errors import ConfigError, describe_validation_error
+from openfirst.router.policy import DEFAULT_FRONTIER_COST, DEFAULT_LOCAL_COST, Target, target_from_flags
+from openfirst.router.public_data import DATASETS
+from openfirst.router.records import ColumnMap, OutcomeLog
 
 DEFAULT_RESULTS = Path("benchmarks/results")
 
@@ -46,7 +46,7 @@ def add_target_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_tuning_args(p: argparse.ArgumentParser) -> None:
-    from router.tuning import TuneOptions
+    from openfirst.router.tuning import TuneOptions
 
     d = TuneOptions()
     g = p.add_argument_group("tuning")
@@ -62,19 +62,19 @@ def add_tuning_args(p: argparse.ArgumentParser) -> None:
 def tune_options(args: argparse.Namespace):
     from pydantic import ValidationError
 
-    from router.tuning import TuneOptions
+    from openfirst.router.tuning import TuneOptions
 
     try:
         return TuneOptions(trials=args.trials, seed=args.seed, outer_folds=args.outer_folds,
                            inner_folds=args.inner_folds, storage=args.storage, study_name=args.study_name,
                            timeout_s=args.timeout, show_progress=not args.no_progress)
     except ValidationError as exc:
-        raise ConfigError(f"invalid tuning options: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc
+        raise ConfigError(f"invalid tuning options: {describe_validation_error(exc)}") from None
 
 
 def load_logs(args: argparse.Namespace, require_local: bool = True) -> OutcomeLog:
-    from router.cli_data import llmrouter_kwargs
-    from router.public_data import load_log_or_public
+    from openfirst.router.cli_data import llmrouter_kwargs
+    from openfirst.router.public_data import load_log_or_public
 
     cols = ColumnMap(**{f: getattr(args, f"col_{f}") for f in ColumnMap.model_fields})
     logs = [load_log_or_public(item, args.data_dir, columns=cols, require_local=require_local,
@@ -96,7 +96,7 @@ def concat_logs(logs: list[OutcomeLog]) -> OutcomeLog:
 
 
 def make_embedder(args: argparse.Namespace, model: str | None = None):
-    from router.embeddings import DEFAULT_MODEL, Embedder
+    from openfirst.router.embeddings import DEFAULT_MODEL, Embedder
 
     return Embedder(model or args.embedding_model or DEFAULT_MODEL, show_progress=not args.no_progress)
 
@@ -109,7 +109,8 @@ def prices(args: argparse.Namespace) -> tuple[float, float]:
 
 
 # -- commands ------------------------------------------------------------------------------
-def register(sub) -> None:
+def register(sub) -> argparse.ArgumentParser:
+    """Add train, route and eval; returns the eval parser (the service adds `--decisions` to it)."""
     t = sub.add_parser("train", help="train a router on outcome logs")
     add_log_args(t)
     t.add_argument("--out", type=Path, required=True, help="router artifact directory")
@@ -131,16 +132,8 @@ def register(sub) -> None:
     add_log_args(e, "outcome log(s) (JSONL or CSV, or a public data set); with --decisions: outcome labels keyed "
                  "by id (local_score, frontier_score, or score = outcome of the model that answered)", optional=True)
     e.add_argument("--json", action="store_true")
-    d = e.add_argument_group("service decisions")
-    d.add_argument("--decisions", type=Path, default=None, metavar="JSONL",
-                   help="decision log written by `openfirst serve` (log.decisions)")
-    d.add_argument("--target-frontier-share", type=float, default=None, metavar="X",
-                   help="drift reference (default: the router's expected share, as logged)")
-    d.add_argument("--tolerance", type=float, default=0.1, help="drift warning past |share - target| > X")
-    d.add_argument("--window", type=int, default=1000, help="recent decisions checked for drift too")
-    d.add_argument("--joined-out", type=Path, default=None, metavar="JSONL",
-                   help="write the labeled decisions as an outcome log for `openfirst train`")
     e.set_defaults(handler=cmd_eval)
+    return e
 
 
 def register_bench(bench_sub) -> None:
@@ -155,8 +148,8 @@ def register_bench(bench_sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from router.report import markdown_table, public_json
-    from router.training import train_router
+    from openfirst.router.report import markdown_table, public_json
+    from openfirst.router.training import train_router
 
     target = target_from_flags(args.target_frontier_share, args.target_quality, args.budget)
     log = load_logs(args)
@@ -175,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
-    from router.api import Router
+    from openfirst.router.api import Router
 
     router = Router.load(args.router)
     items: list[tuple[object, str]] = [(None, t) for t in args.texts]
@@ -207,18 +200,16 @@ def _parse_route_line(line: str, lineno: int) -> tuple[object, str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from router.api import Router
-    from router.policy import fill_costs
-    from router.report import build_report, markdown_table, public_json
+    from openfirst.router.api import Router
+    from openfirst.router.policy import fill_costs
+    from openfirst.router.report import build_report, markdown_table, public_json
 
-    if args.decisions is not None:
-        return cmd_eval_decisions(args)
     if args.router is None or not args.logs:
         raise ConfigError("eval needs --router and LOGS (or --decisions)",
                           hint="openfirst eval --router runs/gsm8k routellm-gsm8k")
     router = Router.load(args.router)
     log = load_logs(args)
-    embedder = make_embedder(args, router.config["embedder"]["model"])
+    embedder = make_embedder(args, router.embedder_spec.model)
     score, _ = router.scores(embedder.encode(log.queries), log.queries)
     lc, fc = fill_costs(len(log), log.local_cost, log.frontier_cost, *prices(args))
     share = float(np.mean(score >= router.threshold))
@@ -231,38 +222,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval_decisions(args: argparse.Namespace) -> int:
-    """Join the service's decision log with outcome labels: routed accuracy, frontier share, cost, drift."""
-    from router.decision_log import (evaluate_decisions, joined_outcome_rows, labels_by_id, markdown_summary,
-                                     read_decisions)
-
-    if not 0 <= args.tolerance <= 1:
-        raise ConfigError("--tolerance must be in [0, 1]")
-    if args.window < 1:
-        raise ConfigError("--window must be >= 1")
-    target = args.target_frontier_share
-    if target is None and args.router is not None:
-        from router.api import Router
-
-        target = Router.load(args.router).expected_frontier_share
-    decisions = read_decisions(args.decisions)
-    labels = labels_by_id(label_rows(args))
-    report = evaluate_decisions(decisions, labels, target, args.tolerance, args.window, prices(args))
-    if args.joined_out is not None:
-        rows = joined_outcome_rows(decisions, labels)
-        args.joined_out.parent.mkdir(parents=True, exist_ok=True)
-        args.joined_out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        report["joined_out"] = {"path": str(args.joined_out), "records": len(rows)}
-    if report["drift"]["warning"]:
-        print(f"openfirst: warning: {report['drift']['warning']}", file=sys.stderr)
-    print(json.dumps(report, indent=2) if args.json else markdown_summary(report, f"decisions in {args.decisions}"))
-    return 0
-
-
 def label_rows(args: argparse.Namespace):
     """Rows with an id and outcome scores, from label files (JSONL/CSV) or public data sets."""
-    from router.public_data import is_public_name, load_public
-    from router.records import iter_raw_rows
+    from openfirst.router.public_data import is_public_name, load_public
+    from openfirst.core.rows import iter_raw_rows
 
     for item in args.logs:
         if is_public_name(item):
@@ -278,8 +241,8 @@ def label_rows(args: argparse.Namespace):
 
 
 def cmd_bench_router(args: argparse.Namespace) -> int:
-    from router.report import markdown_table, plot_report, public_json
-    from router.training import cross_validate
+    from openfirst.router.report import markdown_table, plot_report, public_json
+    from openfirst.router.training import cross_validate
 
     target = target_from_flags(args.target_frontier_share, args.target_quality, args.budget)
     log = load_logs(args)
@@ -288,7 +251,7 @@ def cmd_bench_router(args: argparse.Namespace) -> int:
     table = cv.report(target)
     stem = args.name or "router-" + "+".join(Path(x).stem for x in args.logs)
     out = public_json(table)
-    from router.metrics import calibration
+    from openfirst.router.metrics import calibration
 
     out.update({"source": log.source, "seconds": cv.seconds, "tuning": opts.model_dump(),
                 "p_success_calibration": calibration(cv.nested.p_success, cv.data.local_score),

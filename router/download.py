@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from router.errors import DataError
+from openfirst.router.errors import DataError
 
 SOURCES = {"routellm-gsm8k": ("routellm", "gsm8k/"), "routellm-mmlu": ("routellm", "mmlu/"),
            "routellm-mt-bench": ("routellm", "mt_bench/"), "routellm": ("routellm", ""), "llmrouter": ("llmrouter", "")}

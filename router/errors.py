@@ -1,38 +1,8 @@
-"""The project's one exception root and its router-side subclasses."""
+"""The router's own errors (the root and the shared ones live in `openfirst.core.errors`)."""
 
 from __future__ import annotations
 
-
-class OpenFirstError(Exception):
-    """Root of every error openfirst raises on purpose.
-
-    `hint` tells the user what to do; `retryable` says whether the same call may
-    succeed if repeated unchanged.
-    """
-
-    retryable: bool = False
-
-    def __init__(self, message: str, *, hint: str | None = None, retryable: bool | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        if retryable is not None:
-            self.retryable = retryable
-
-    def __str__(self) -> str:
-        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
-
-
-class ConfigError(OpenFirstError):
-    """Invalid option or argument combination."""
-
-
-class LogFormatError(OpenFirstError):
-    """An outcome log has bad lines; `problems` lists (file, line, reason)."""
-
-    def __init__(self, message: str, problems: list[tuple[str, int, str]], **kw):
-        super().__init__(message, **kw)
-        self.problems = problems
+from openfirst.core.errors import OpenFirstError
 
 
 class DataError(OpenFirstError):
@@ -41,7 +11,3 @@ class DataError(OpenFirstError):
 
 class ArtifactError(OpenFirstError):
     """A router artifact is missing, tampered with or incompatible."""
-
-
-class NotFittedError(OpenFirstError):
-    """A model was used before it was fitted."""

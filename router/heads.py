@@ -12,18 +12,40 @@ from typing import Any
 
 import numpy as np
 
-from router.errors import ArtifactError, NotFittedError
+from sklearn.base import BaseEstimator
+
+from openfirst.core.errors import NotFittedError
+from openfirst.router.errors import ArtifactError
 
 FAMILIES = ("logreg", "knn", "mlp")
+# the arrays each family's state must hold (besides the standardisation "mean" and "scale")
+STATE_ARRAYS = {"logreg": ("coef", "intercept"), "knn": ("points", "labels", "k", "prior"),
+                "mlp": ("pca_mean", "pca_components", "w0", "b0", "w1", "b1"), "constant": ("constant",)}
 
 
-class Head:
-    """P(label = 1 | features) from one model family."""
+def check_fitted(estimator: Any, attribute: str) -> None:
+    """scikit-learn's `check_is_fitted`, raising openfirst's `NotFittedError` (an `OpenFirstError`)."""
+    from sklearn.exceptions import NotFittedError as SklearnNotFitted
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator, attribute)
+    except SklearnNotFitted:
+        raise NotFittedError(f"this {type(estimator).__name__} is not fitted yet; call fit() first") from None
+
+
+class Head(BaseEstimator):
+    """P(label = 1 | features) from one model family (a scikit-learn estimator: parameters in `__init__`,
+    the fitted arrays in `state_`)."""
 
     def __init__(self, family: str = "logreg", params: dict[str, Any] | None = None, seed: int = 0):
         self.family = family
-        self.params = dict(params or {})
+        self.params = params
         self.seed = seed
+
+    @property
+    def _p(self) -> dict[str, Any]:
+        return self.params or {}
 
     # -- fitting ---------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray) -> "Head":
@@ -49,11 +71,11 @@ class Head:
     def _fit_logreg(self, Z, y):
         from sklearn.linear_model import LogisticRegression
 
-        m = LogisticRegression(C=float(self.params.get("C", 1.0)), max_iter=2000).fit(Z, y)
+        m = LogisticRegression(C=float(self._p.get("C", 1.0)), max_iter=2000).fit(Z, y)
         return {"coef": m.coef_[0].astype(np.float64), "intercept": m.intercept_.astype(np.float64)}
 
     def _fit_knn(self, Z, y):
-        k = int(self.params.get("k", 25))
+        k = int(self._p.get("k", 25))
         norms = np.linalg.norm(Z, axis=1, keepdims=True)
         norms[norms < 1e-12] = 1.0
         return {"points": (Z / norms).astype(np.float32), "labels": y.astype(np.float32),
@@ -64,13 +86,13 @@ class Head:
         from sklearn.decomposition import PCA
         from sklearn.neural_network import MLPClassifier
 
-        dims = min(int(self.params.get("pca", 64)), Z.shape[1], Z.shape[0])
+        dims = min(int(self._p.get("pca", 64)), Z.shape[1], Z.shape[0])
         pca = PCA(dims, random_state=self.seed).fit(Z)
         m = MLPClassifier(
-            hidden_layer_sizes=(int(self.params.get("hidden", 32)),),
-            alpha=float(self.params.get("alpha", 1.0)),
-            learning_rate_init=float(self.params.get("lr", 1e-3)),
-            max_iter=int(self.params.get("max_iter", 60)),
+            hidden_layer_sizes=(int(self._p.get("hidden", 32)),),
+            alpha=float(self._p.get("alpha", 1.0)),
+            learning_rate_init=float(self._p.get("lr", 1e-3)),
+            max_iter=int(self._p.get("max_iter", 60)),
             batch_size=min(256, max(16, len(y) // 8)),  # at least ~8 steps per epoch on small logs
             random_state=self.seed,
         )
@@ -85,8 +107,7 @@ class Head:
     # -- inference (numpy only) ---------------------------------------------------
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(label = 1) per row, shape (n,)."""
-        if not hasattr(self, "state_"):
-            raise NotFittedError("this head is not fitted yet; call fit() first")
+        check_fitted(self, "state_")
         s = self.state_
         Z = (np.asarray(X, dtype=np.float64) - s["mean"]) / s["scale"]
         if "constant" in s:
@@ -111,16 +132,29 @@ class Head:
         # Bayesian smoothing toward the prior keeps probabilities off 0 and 1
         return (s["labels"][idx].sum(axis=1) + float(s["prior"][0])) / (k + 1.0)
 
-    # -- serialisation ----------------------------------------------------------
+    # -- persistence (plain arrays, no pickle) -----------------------------------------
     def describe(self) -> dict[str, Any]:
-        return {"family": self.family, "params": self.params, "seed": self.seed}
+        return {"family": self.family, "params": dict(self._p), "seed": self.seed}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The fitted arrays, to store."""
+        check_fitted(self, "state_")
+        return dict(self.state_)
 
     @classmethod
     def from_state(cls, desc: dict[str, Any], state: dict[str, np.ndarray]) -> "Head":
+        """A fitted head from `describe()` and `state()`; refuses missing, non-numeric or misshapen arrays."""
         head = cls(desc["family"], desc.get("params"), desc.get("seed", 0))
         if head.family not in FAMILIES:
             raise ArtifactError(f"unknown head family {head.family!r} in artifact")
-        head.state_ = state
+        kind = "constant" if "constant" in state else head.family
+        for name in ("mean", "scale", *STATE_ARRAYS[kind]):
+            arr = state.get(name)
+            if arr is None or arr.dtype.kind not in "fiu" or arr.size == 0 or not np.isfinite(arr).all():
+                raise ArtifactError(f"{head.family} head: array {name!r} is missing, empty, not numeric or not finite")
+        if state["mean"].shape != state["scale"].shape or state["mean"].ndim != 1:
+            raise ArtifactError(f"{head.family} head: mean and scale must be vectors of one length")
+        head.state_ = dict(state)
         return head
 
 

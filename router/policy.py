@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.errors import ConfigError
+from openfirst.core.errors import ConfigError
 
 DEFAULT_LOCAL_COST = 0.0005  # USD per query: an 8B-class model on a self-hosted GPU (illustrative default)
 DEFAULT_FRONTIER_COST = 0.01  # USD per query: a GPT-4-class API call of ~1k tokens in, 200 out (illustrative)
@@ -52,15 +52,42 @@ def fill_costs(n: int, local_cost: np.ndarray | None, frontier_cost: np.ndarray 
     return lc.astype(float), fc.astype(float)
 
 
+def thresholds_for_counts(score: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The threshold that sends the `counts[i]` highest scores to the frontier (frontier iff score >= threshold):
+    the counts[i]-th highest score, or NEVER for a count of 0. Queries tied with that score go too."""
+    s = np.sort(np.asarray(score, float))[::-1]
+    k = np.asarray(counts, dtype=int)
+    if s.size == 0 or (k < 0).any() or (k > s.size).any():
+        raise ConfigError(f"counts must lie in [0, {s.size}] for {s.size} scores")
+    return np.where(k == 0, NEVER, s[np.maximum(k - 1, 0)])
+
+
+def threshold_for_share(score: np.ndarray, share: float) -> float:
+    """The threshold that sends the top `share` of these routing scores to the frontier (frontier iff
+    score >= threshold), as RouteLLM calibrates on a sample of the traffic.
+
+    Rounding rule (the only one in openfirst): k = share * n rounded to the nearest integer, halves up; the
+    threshold is the k-th highest score (NEVER when k = 0). Queries tied with the k-th score go to the frontier
+    too, so the realised share is at least k / n. Example: scores 0..9, share 0.25 -> k = 3 -> threshold 7
+    (30% of these scores are >= 7).
+    """
+    share = float(share)
+    if not 0 <= share <= 1:  # also refuses NaN
+        raise ConfigError(f"frontier share must be in [0, 1], got {share}")
+    n = np.asarray(score).size
+    if n == 0:
+        raise ConfigError("no queries to calibrate the threshold on")
+    k = min(n, int(np.floor(share * n + 0.5 + 1e-9)))
+    return float(thresholds_for_counts(score, np.array([k]))[0])
+
+
 def threshold_curve(score: np.ndarray, local_score, frontier_score, local_cost, frontier_cost):
-    """Thresholds aligned with the routing curve's tie-block boundaries (frontier iff score >= t)."""
-    from router.metrics import routing_curve
+    """The routing curve and, per point, the threshold that realises it (the curve's points sit at tie-block
+    boundaries, so each share k / n is exactly reachable)."""
+    from openfirst.router.metrics import routing_curve
 
     curve = routing_curve(score, local_score, frontier_score, local_cost, frontier_cost)
-    s = np.sort(np.asarray(score, float))[::-1]
-    k = np.rint(curve.share * len(s)).astype(int)
-    thresholds = np.where(k == 0, NEVER, s[np.maximum(k - 1, 0)])
-    return curve, thresholds
+    return curve, thresholds_for_counts(score, np.rint(curve.share * np.asarray(score).size).astype(int))
 
 
 def choose_operating_point(score, local_score, frontier_score, local_cost, frontier_cost, target: Target
@@ -87,18 +114,6 @@ def choose_operating_point(score, local_score, frontier_score, local_cost, front
             note = f"even all-local costs {cost[0]:.6f} USD/query, above the budget; routing everything local"
     return OperatingPoint(target=target, threshold=float(thr[j]), frontier_share=float(share[j]),
                           expected_accuracy=float(acc[j]), expected_cost=float(cost[j]), met=met, note=note)
-
-
-def threshold_for_share(score: np.ndarray, share: float) -> float:
-    """The threshold that sends the top `share` of these routing scores to the frontier (frontier iff
-    score >= threshold), RouteLLM's calibration on a sample of the traffic."""
-    if not 0 <= share <= 1:
-        raise ConfigError(f"frontier share must be in [0, 1], got {share}")
-    s = np.sort(np.asarray(score, float))[::-1]
-    if s.size == 0:
-        raise ConfigError("no queries to calibrate the threshold on")
-    k = int(round(share * s.size))
-    return NEVER if k == 0 else float(s[k - 1])
 
 
 def target_from_flags(frontier_share: float | None, quality: float | None, budget: float | None) -> Target:

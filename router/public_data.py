@@ -22,8 +22,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
 
-from router.errors import ConfigError, DataError
-from router.records import ColumnMap, OutcomeLog, log_from_rows, read_log
+from openfirst.core.errors import ConfigError
+from openfirst.router.errors import DataError
+from openfirst.router.records import ColumnMap, OutcomeLog, log_from_rows, read_log
 
 WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG = "gpt-4-1106-preview"

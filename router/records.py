@@ -7,10 +7,7 @@ query), `group`, `id`. Bad lines are never dropped silently.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -20,7 +17,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from router.errors import ConfigError, LogFormatError
+from openfirst.core.errors import ConfigError, LogFormatError
+from openfirst.core.rows import iter_raw_rows
 
 CANONICAL_FIELDS = ("query", "local_score", "frontier_score", "local_cost", "frontier_cost", "group", "id")
 
@@ -157,53 +155,6 @@ def parse_cost(value: Any, name: str) -> float:
     if not math.isfinite(x) or x < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return x
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
-def _log_format(path: Path) -> str:
-    name = path.name.lower().removesuffix(".gz")
-    if name.endswith((".jsonl", ".ndjson", ".json")):
-        return "jsonl"
-    if name.endswith((".csv", ".tsv")):
-        return "csv"
-    raise ConfigError(f"{path}: unknown log format", hint="use a .jsonl or .csv file (optionally .gz)")
-
-
-def iter_raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """Yield (line number, row or None, parse error or None) for JSONL or CSV."""
-    fmt = _log_format(path)
-    with _open_text(path) as fh:
-        if fmt == "jsonl":
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield lineno, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
-                    continue
-                if not isinstance(row, dict):
-                    yield lineno, None, f"expected a JSON object, got {type(row).__name__}"
-                    continue
-                yield lineno, row, None
-        else:
-            csv.field_size_limit(1 << 30)
-            delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
-            reader = csv.DictReader(fh, delimiter=delimiter)
-            for row in reader:
-                lineno = reader.line_num
-                if None in row:
-                    yield lineno, None, "more fields than the header"
-                    continue
-                if any(v is None for v in row.values()):
-                    yield lineno, None, "fewer fields than the header"
-                    continue
-                yield lineno, row, None
 
 
 def read_log(

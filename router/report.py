@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from router.metrics import RoutingCurve, oracle_priority, routing_curve, summarize
-from router.policy import Target, choose_operating_point
+from openfirst.router.metrics import RoutingCurve, oracle_priority, routing_curve, summarize
+from openfirst.router.policy import Target, choose_operating_point
 
 
 def _point(curve: RoutingCurve, share: float) -> dict[str, float]:

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from router.api import Router
-from router.embeddings import Embedder
-from router.errors import ConfigError
-from router.metrics import routing_curve, summarize
-from router.policy import OperatingPoint, Target, choose_operating_point, fill_costs
-from router.records import OutcomeLog
-from router.tuning import (Data, NestedResult, TuneOptions, fit_ensemble, make_data, nested_cv, oof_of_configs,
+from openfirst.router.api import Router
+from openfirst.router.embeddings import Embedder
+from openfirst.core.errors import ConfigError
+from openfirst.router.metrics import routing_curve, summarize
+from openfirst.router.policy import Target, choose_operating_point, fill_costs, threshold_for_share
+from openfirst.router.records import OutcomeLog
+from openfirst.router.tuning import (Data, NestedResult, TuneOptions, fit_ensemble, make_data, nested_cv, oof_of_configs,
                            tune)
 
 
@@ -35,7 +35,7 @@ class CrossValidated:
                              self.frontier_cost)
 
     def report(self, target: Target) -> dict[str, Any]:
-        from router.report import build_report
+        from openfirst.router.report import build_report
 
         return build_report(self.nested.score, self.data.local_score, self.data.frontier_score, self.local_cost,
                             self.frontier_cost, self.data.texts, target)
@@ -95,7 +95,8 @@ def train_router(log: OutcomeLog, embedder: Embedder, opts: TuneOptions, target:
     full_score, _ = scorer.score_and_p(data.embeddings, data.texts)
     op_oof = choose_operating_point(cv.nested.score, data.local_score, data.frontier_score,
                                     cv.local_cost, cv.frontier_cost, target)
-    threshold = _transfer_threshold(op_oof, full_score)
+    # the shipped model's threshold routes the same share of the training queries as the OOF operating point
+    threshold = threshold_for_share(full_score, op_oof.frontier_share)
     report = {
         "records": len(log),
         "skipped_bad_lines": log.skipped,
@@ -117,10 +118,3 @@ def train_router(log: OutcomeLog, embedder: Embedder, opts: TuneOptions, target:
         "training": report,
     }
     return Router(scorer, threshold, config, embedder), report, cv
-
-
-def _transfer_threshold(op: OperatingPoint, full_score: np.ndarray) -> float:
-    """The final model's threshold routing the same share of training queries as the OOF operating point."""
-    if op.frontier_share <= 0:
-        return float(max(full_score.max(), 0) + 1.0)
-    return float(np.quantile(full_score, 1.0 - op.frontier_share, method="higher"))

@@ -18,11 +18,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.errors import ConfigError
-from router.heads import FAMILIES
-from router.metrics import routing_curve
-from router.records import frontier_or_right
-from router.scorer import EnsembleScorer, RoutingScorer, binarize
+from openfirst.core.errors import ConfigError
+from openfirst.router.heads import FAMILIES
+from openfirst.router.metrics import routing_curve
+from openfirst.router.records import frontier_or_right
+from openfirst.router.scorer import EnsembleScorer, RoutingScorer, binarize
 
 FEATURE_SETS = {"emb": ("embedding",), "emb+stats": ("embedding", "text_stats"), "stats": ("text_stats",)}
 

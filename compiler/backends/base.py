@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
-from compiler.errors import CompilerError
+from openfirst.compiler.errors import CompilerError
 
 
 @dataclass
@@ -24,13 +25,46 @@ class Generation:
         return cls("", 0, 0, False, model=model, attempts=getattr(error, "attempts", 1) or 1, error=error)
 
 
-class Backend(Protocol):
-    """A local backend exposes `tokenizer_info()` and gets a compiled grammar as its constraint; a server
-    backend exposes `constraint_for(task)` (the request format it sends) instead. Server backends also
-    offer `agenerate`, the async twin of `generate`."""
+class Backend(ABC):
+    """What `Program` drives. Each backend declares how a task's schema reaches its engine (`constraint`) and
+    whether it is a remote server (`remote`: chat requests pass through to it as they are)."""
 
     name: str
     model_name: str
+    constraint: ClassVar[Literal["grammar", "request"]]
+    remote: ClassVar[bool] = False
 
+    @abstractmethod
     def generate(self, conversations: Sequence[list[dict[str, str]]], constraint: Any, max_tokens: int,
-                 temperature: float = 0.0, repetition_penalty: float = 1.0) -> list[Generation]: ...
+                 temperature: float = 0.0, repetition_penalty: float = 1.0) -> list[Generation]:
+        """One Generation per conversation, in order; a failed call is a Generation with `error`."""
+
+
+class GrammarBackend(Backend):
+    """A local model decoding under openfirst's grammar, compiled for its tokenizer (`tokenizer_info`)."""
+
+    constraint = "grammar"
+
+    @abstractmethod
+    def tokenizer_info(self) -> Any:
+        """The tokenizer facts the grammar compiler needs (`openfirst.compiler.tokenizer.TokenizerInfo`)."""
+
+
+class RequestBackend(Backend):
+    """An engine that applies the schema itself (vLLM's structured outputs, a server's response_format):
+    `constraint_for(task)` builds what each request carries."""
+
+    constraint = "request"
+
+    @abstractmethod
+    def constraint_for(self, task: Any) -> Any:
+        """What requests carry to constrain the answer to `task`'s schema."""
+
+
+class AsyncBackend(ABC):
+    """A backend that can be awaited: `agenerate` is the async twin of `generate`."""
+
+    @abstractmethod
+    async def agenerate(self, conversations: Sequence[list[dict[str, str]]], constraint: Any, max_tokens: int,
+                        temperature: float = 0.0, repetition_penalty: float = 1.0) -> list[Generation]:
+        """Like `generate`, without blocking the event loop."""

@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from compiler.errors import BackendError
+from openfirst.compiler.errors import BackendError
 
 
 def free_port() -> int:
@@ -46,7 +46,7 @@ class LlamaCppServer:
                  n_threads: int | None = None, port: int | None = None, startup_timeout_s: float = 120.0,
                  log_path: str | Path | None = None):
         if model_path is None:
-            from compiler.tokenizer import SMOLLM2_GGUF, smollm2_gguf_dir
+            from openfirst.compiler.tokenizer import SMOLLM2_GGUF, smollm2_gguf_dir
 
             model_path = smollm2_gguf_dir() / SMOLLM2_GGUF
         self.model_path = Path(model_path)

@@ -23,12 +23,12 @@ from typing import Any, Callable, Literal, Sequence
 
 from pydantic import SecretStr
 
-from compiler.backends.base import Generation
-from compiler.backends.pricing import Price
-from compiler.backends.retry import RetryPolicy, acall_with_retries, call_with_retries
-from compiler.errors import CompilerError, MalformedResponse, Refusal
-from compiler.strict import StrictLimits, restore, to_strict
-from compiler.task import CompiledTask
+from openfirst.compiler.backends.base import AsyncBackend, Generation, RequestBackend
+from openfirst.compiler.backends.pricing import Price
+from openfirst.compiler.backends.retry import RetryPolicy, acall_with_retries, call_with_retries
+from openfirst.compiler.errors import CompilerError, MalformedResponse, Refusal
+from openfirst.compiler.strict import StrictLimits, restore, to_strict
+from openfirst.compiler.task import CompiledTask
 
 Flavor = Literal["openai", "vllm", "llama.cpp", "json_schema"]
 
@@ -87,15 +87,18 @@ def _without_long_repeats(schema: Any, pointer: str = "") -> tuple[Any, list[tup
     return walk(schema, pointer), relaxed
 
 
-class OpenAICompatibleBackend:
-    """Chat completions against `base_url` (None: api.openai.com) for model `model`."""
+class OpenAICompatibleBackend(RequestBackend, AsyncBackend):
+    """Chat completions against `base_url` (None: api.openai.com) for model `model`. `client` / `async_client`:
+    OpenAI SDK clients built by the caller, used as given (the async path derives its client from `client`
+    when only that one is given: same base URL, key, headers and organisation)."""
 
     name = "openai-compatible"
+    remote = True
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | SecretStr | None = None,
                  flavor: Flavor = "openai", retry: RetryPolicy = RetryPolicy(), max_concurrency: int = 8,
                  price: Price | None = None, limits: StrictLimits = StrictLimits(), name: str | None = None,
-                 client: Any = None):
+                 client: Any = None, async_client: Any = None):
         import openai
 
         if max_concurrency < 1:
@@ -113,6 +116,7 @@ class OpenAICompatibleBackend:
         # the SDK's own retries are off: `retry.py` is the only retry loop
         self.client = client or openai.OpenAI(base_url=base_url, api_key=self._key.get_secret_value() or "none",
                                               max_retries=0)
+        self.async_client = async_client
         self._async: dict[int, tuple[Any, asyncio.Semaphore]] = {}
 
     def __repr__(self) -> str:
@@ -189,15 +193,12 @@ class OpenAICompatibleBackend:
             return list(pool.map(lambda r: self._one(r, constraint), requests))
 
     def _async_client(self) -> tuple[Any, asyncio.Semaphore]:
-        """An AsyncOpenAI client and the concurrency limit, per event loop (both are bound to their loop)."""
-        import openai
-
+        """The async client and the concurrency limit, per event loop (both are bound to their loop): the injected
+        `async_client` as given, else one made like the sync client (its URL, key, headers, organisation)."""
         loop = asyncio.get_running_loop()
         entry = self._async.get(id(loop))
         if entry is None:
-            base = self.client
-            client = openai.AsyncOpenAI(base_url=str(base.base_url), api_key=self._key.get_secret_value() or "none",
-                                        max_retries=0)
+            client = self.async_client or _async_twin(self.client)
             entry = self._async[id(loop)] = (client, asyncio.Semaphore(self.max_concurrency))
         return entry
 
@@ -235,3 +236,15 @@ class OpenAICompatibleBackend:
         async with limit:
             response, _ = await acall_with_retries(attempt, self.retry, self._what(), self._secrets)
         return response
+
+
+def _async_twin(client: Any) -> Any:
+    """An `AsyncOpenAI` with the sync client's base URL, key, organisation, project, headers, query and timeout
+    (the SDK's retries off: `retry.py` is the only retry loop)."""
+    import openai
+
+    return openai.AsyncOpenAI(base_url=str(client.base_url), api_key=client.api_key,
+                              organization=getattr(client, "organization", None),
+                              project=getattr(client, "project", None), timeout=client.timeout,
+                              default_headers=getattr(client, "_custom_headers", None) or None,
+                              default_query=getattr(client, "_custom_query", None) or None, max_retries=0)

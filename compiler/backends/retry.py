@@ -17,9 +17,9 @@ from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from compiler.errors import (ConnectionFailed, DeadlineExceeded, MalformedResponse, RateLimited, RemoteError,
+from openfirst.compiler.errors import (ConnectionFailed, DeadlineExceeded, MalformedResponse, RateLimited, RemoteError,
                              RequestRejected, ServerError)
-from router.errors import OpenFirstError
+from openfirst.core.errors import OpenFirstError
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 409, 429})

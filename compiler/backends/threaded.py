@@ -7,16 +7,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Sequence
 
-from compiler.backends.base import Generation
-from compiler.backends.pricing import Price
-from compiler.errors import BackendError, CompilerError
+from openfirst.compiler.backends.base import AsyncBackend, Generation, GrammarBackend
+from openfirst.compiler.backends.pricing import Price
+from openfirst.compiler.errors import BackendError, CompilerError
 
 
-class ThreadedBackend:
+class ThreadedBackend(GrammarBackend, AsyncBackend):
     """Wraps `backend` (with `generate` and `tokenizer_info`) for async callers. Batches run one at a time
     (the model is not re-entrant); errors become failed generations; `price` gives each generation a cost."""
 
-    def __init__(self, backend: Any, price: Price | None = None):
+    def __init__(self, backend: GrammarBackend, price: Price | None = None):
         self.backend = backend
         self.name = backend.name
         self.model_name = backend.model_name

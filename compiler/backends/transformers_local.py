@@ -6,21 +6,20 @@ GGUF is converted to transformers weights once and cached, so later loads take s
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from compiler.backends.base import Generation
-from compiler.errors import BackendError
+from openfirst.compiler.backends.base import Generation, GrammarBackend
+from openfirst.compiler.errors import BackendError
+from openfirst.core.paths import cache_dir
 
 SMOLLM2 = "smollm2"
 
 
 def converted_dir() -> Path:
     """Where converted weights and tokenizers are cached (`$OPENFIRST_CACHE/models/smollm2-135m-instruct`)."""
-    root = Path(os.environ.get("OPENFIRST_CACHE", Path.home() / ".cache" / "openfirst"))
-    return root / "models" / "smollm2-135m-instruct"
+    return cache_dir("models", "smollm2-135m-instruct")
 
 
 _CONVERT_LOCK = threading.Lock()
@@ -28,7 +27,7 @@ _CONVERT_LOCK = threading.Lock()
 
 def smollm2_weights_dir() -> Path:
     """Convert the shipped GGUF to a transformers folder once (about a minute), then reuse it."""
-    from compiler.tokenizer import SMOLLM2_GGUF, smollm2_gguf_dir
+    from openfirst.compiler.tokenizer import SMOLLM2_GGUF, smollm2_gguf_dir
 
     out = converted_dir() / "model"
     with _CONVERT_LOCK:
@@ -51,7 +50,7 @@ def smollm2_weights_dir() -> Path:
     return out
 
 
-class TransformersBackend:
+class TransformersBackend(GrammarBackend):
     """Greedy (or sampled) batched decoding; each row masked by its own grammar matcher."""
 
     name = "transformers"
@@ -83,7 +82,7 @@ class TransformersBackend:
 
     def tokenizer_info(self):
         if self._info is None:
-            from compiler.tokenizer import tokenizer_info
+            from openfirst.compiler.tokenizer import tokenizer_info
 
             self._info = tokenizer_info(self.tokenizer, self.model_name)
         return self._info

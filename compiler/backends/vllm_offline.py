@@ -19,9 +19,9 @@ from typing import Any, Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from compiler.backends.base import Generation
-from compiler.errors import BackendError
-from compiler.task import CompiledTask
+from openfirst.compiler.backends.base import Generation, RequestBackend
+from openfirst.compiler.errors import BackendError
+from openfirst.compiler.task import CompiledTask
 
 
 class VLLMOptions(BaseModel):
@@ -69,7 +69,7 @@ def vllm_sampling_params(kwargs: dict[str, Any]) -> Any:
     return SamplingParams(**kw, structured_outputs=StructuredOutputsParams(**structured) if structured else None)
 
 
-class VLLMOfflineBackend:
+class VLLMOfflineBackend(RequestBackend):
     """Batched generation with `LLM.chat` over many conversations at once."""
 
     name = "vllm"
@@ -136,7 +136,7 @@ def ray_preprocess(task: CompiledTask, max_tokens: int, temperature: float, text
 
 def ray_postprocess(task: CompiledTask):
     def post(row: dict[str, Any]) -> dict[str, Any]:
-        from compiler.errors import CompilerError
+        from openfirst.compiler.errors import CompilerError
 
         text = row.get("generated_text") or ""
         try:

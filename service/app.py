@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from compiler.service.engine import Item, Service, error_body
-from compiler.service.http_errors import ServiceError, error_json, status_for, status_for_outcome, with_deadline
-from compiler.service.limits import LimitsMiddleware, endpoint_label
-from router.errors import ConfigError, OpenFirstError
+from openfirst.service.engine import Item, Service, error_body
+from openfirst.service.http_errors import ServiceError, error_json, status_for, with_deadline
+from openfirst.service.limits import LimitsMiddleware, endpoint_label
+from openfirst.core.errors import ConfigError, OpenFirstError
 
 log = logging.getLogger("openfirst.service")
 
@@ -67,7 +67,7 @@ class BatchRequest(BaseModel):
 
 
 def create_app(service: Service) -> FastAPI:
-    from compiler.service.chat import register_chat
+    from openfirst.service.chat import register_chat
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,7 +100,7 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/v1/tasks", summary="the tasks served, with their JSON Schemas")
     async def tasks() -> dict[str, Any]:
         return {"tasks": [{"name": name, "instructions": t.instructions, "json_schema": t.json_schema,
-                           "frontier": name in service.programs and "frontier" in service.programs[name],
+                           "frontier": name in service.programs and "frontier" in service.programs[name].programs,
                            "pinned_local": name in service.config.privacy.pin_tasks}
                           for name, t in service.tasks.items()]}
 
@@ -112,12 +112,13 @@ def create_app(service: Service) -> FastAPI:
         items = body.items()
         check_batch(items)
         start = time.perf_counter()
-        results = await with_deadline(service.config.limits.deadline_s, service.extract(name, items))
+        outcomes = await with_deadline(service.config.limits.deadline_s, service.extract(name, items))
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
+        results = [o.body for o in outcomes]
         if body.input is not None:
-            one = results[0]
-            status = status_for_outcome(one)
-            return JSONResponse({"task": name, **one, "request_latency_ms": latency_ms}, status_code=status)
+            one = outcomes[0]
+            status = 200 if one.error is None else status_for(one.error)
+            return JSONResponse({"task": name, **one.body, "request_latency_ms": latency_ms}, status_code=status)
         return JSONResponse({"task": name, "results": results, "request_latency_ms": latency_ms,
                              "errors": sum("error" in r for r in results),
                              "cost_usd": _sum_cost(results)})
@@ -148,7 +149,7 @@ def serve_in_thread(service: Service, host: str = "127.0.0.1", port: int | None 
 
     import uvicorn
 
-    from compiler.backends.llamacpp_server import free_port
+    from openfirst.compiler.backends.llamacpp_server import free_port
 
     port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(service), host=host, port=port, log_level="warning"))

@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, TypeVar
 
-from compiler import errors as compiler_errors
-from compiler.errors import (BackendError, DeadlineExceeded, IncompleteOutput, OutputValidationError, RateLimited,
+from openfirst.compiler.errors import (BackendError, DeadlineExceeded, IncompleteOutput, OutputValidationError, RateLimited,
                              Refusal, TaskSpecError)
-from router.errors import ConfigError, OpenFirstError
+from openfirst.core.errors import ConfigError, OpenFirstError
 
 T = TypeVar("T")
 
@@ -30,14 +29,6 @@ def status_for(error: BaseException | type[BaseException]) -> int:
     if issubclass(kind, (ConfigError, TaskSpecError)):
         return 400
     return 500
-
-
-def status_for_outcome(outcome: dict[str, Any]) -> int:
-    """The HTTP status of one input's outcome dict: 200, or that of the typed error it names."""
-    if "error" not in outcome:
-        return 200
-    kind = getattr(compiler_errors, outcome["error"]["type"], None)
-    return status_for(kind) if isinstance(kind, type) else 502
 
 
 class ServiceError(OpenFirstError):

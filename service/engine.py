@@ -16,17 +16,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from compiler.program import Failure, Program, Result
-from compiler.service.batching import BatchingRouter
-from compiler.service.config import ServiceConfig
-from compiler.service.metrics import ServiceMetrics
-from compiler.service.privacy import PrivacyRules
-from compiler.task import CompiledTask, load_task
-from router.decision_log import DecisionLog
-from router.errors import ConfigError, OpenFirstError
+from openfirst.compiler.program import Failure, Program, Result
+from openfirst.service.routed import OTHER, RoutedProgram
+from openfirst.service.batching import BatchingRouter
+from openfirst.service.config import ServiceConfig
+from openfirst.service.metrics import ServiceMetrics
+from openfirst.service.privacy import PrivacyRules
+from openfirst.compiler.task import CompiledTask, load_task
+from openfirst.service.decision_log import DecisionLog
+from openfirst.core.errors import ConfigError, OpenFirstError
 
 log = logging.getLogger("openfirst.service")
-OTHER = {"local": "frontier", "frontier": "local"}
 LARGE_TEXT = 50_000  # characters checked by the privacy rules off the event loop
 
 
@@ -58,6 +58,14 @@ class Route:
 
 
 @dataclass
+class Outcome:
+    """One input's answer: its JSON body, and the typed error (kept as an exception until the HTTP edge)."""
+
+    body: dict[str, Any]
+    error: Exception | None = None
+
+
+@dataclass
 class Item:
     text: str
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -86,21 +94,22 @@ class Service:
             # the artifact's expected share belongs to its own threshold, not to an override
             self.expected_share = router.expected_frontier_share
         self.metrics.watch_drift(self.expected_share, config.router.drift_tolerance)
-        self.programs: dict[str, dict[str, Program]] = {}
+        self.programs: dict[str, RoutedProgram] = {}
         self.local_only: dict[str, str] = {}  # task -> why the frontier cannot run it
         for name, task in tasks.items():
-            self.programs[name] = {"local": Program(task, backends["local"], config.program)}
+            programs = {"local": Program(task, backends["local"], config.program)}
             if "frontier" in backends:
                 try:
-                    self.programs[name]["frontier"] = Program(task, backends["frontier"], config.program)
+                    programs["frontier"] = Program(task, backends["frontier"], config.program)
                 except OpenFirstError as exc:
                     self.local_only[name] = str(exc)
                     log.warning("task %s stays local: the frontier cannot run it (%s)", name, exc)
+            self.programs[name] = RoutedProgram(programs)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: ServiceConfig) -> "Service":
-        from router.api import Router
+        from openfirst.router.api import Router
 
         if not config.tasks:
             raise ConfigError("the configuration names no tasks", hint='[tasks] ticket = "module:Class"')
@@ -176,28 +185,27 @@ class Service:
         return routes  # type: ignore[return-value]
 
     # -- extraction ------------------------------------------------------------------------------
-    async def extract(self, task_name: str, items: Sequence[Item]) -> list[dict[str, Any]]:
-        """Route and run each input; one outcome dict per input (a `result` or an `error`)."""
+    async def extract(self, task_name: str, items: Sequence[Item]) -> list[Outcome]:
+        """Route and run each input; one Outcome per input (its JSON body has an `output` or an `error`)."""
         start = time.perf_counter()
         routes = await self.route(items, task_name)
-        outcomes: list[Result | Failure | None] = [None] * len(items)
-        fallback_from: dict[int, str] = {}
         try:
-            await self._run_groups(task_name, items, routes, outcomes, range(len(items)))
-            retry = [i for i, o in enumerate(outcomes) if isinstance(o, Failure) and self.may_fall_back(routes[i])]
-            if retry:
-                for i in retry:
-                    fallback_from[i] = routes[i].target
-                    routes[i] = routes[i].fall_back(type(outcomes[i].error).__name__)
-                await self._run_groups(task_name, items, routes, outcomes, retry)
+            done = await self.programs[task_name].arun_many(
+                [item.text for item in items], [r.target for r in routes],
+                may_fall_back=lambda i, failure: self.may_fall_back(routes[i]),
+                on_outcome=lambda target, r: self.metrics.generation(target, r.latency_s, r.usage, r.cost_usd))
         except asyncio.CancelledError:  # the request's deadline: the decisions are still logged
             cut = {"error": {"type": "deadline_exceeded"}, "model": None, "cost_usd": None}
             self._record("extract", task_name, items, routes, [cut] * len(items), time.perf_counter() - start)
             raise
+        for i, d in enumerate(done):
+            if d.fallback_from is not None:
+                routes[i] = routes[i].fall_back(type(d.fallback_error).__name__)
         total = time.perf_counter() - start
-        out = [self._outcome(items[i], routes[i], outcomes[i], fallback_from.get(i)) for i in range(len(items))]
+        out = [self._outcome(items[i], routes[i], d.outcome, d.fallback_from) for i, d in enumerate(done)]
         self._record("extract", task_name, items, routes, out, total)
-        return out
+        return [Outcome(body, d.outcome.error if isinstance(d.outcome, Failure) else None)
+                for body, d in zip(out, done)]
 
     def may_fall_back(self, route: Route) -> bool:
         r = self.config.routing
@@ -205,18 +213,6 @@ class Service:
             return r.fallback_local_to_frontier and not route.pinned and "frontier" in self.backends \
                 and route.decided_by != "default"
         return r.fallback_frontier_to_local
-
-    async def _run_groups(self, task_name: str, items: Sequence[Item], routes: Sequence[Route],
-                          outcomes: list, which: Sequence[int]) -> None:
-        programs = self.programs[task_name]
-
-        async def run(target: str, idx: list[int]) -> None:
-            for i, r in zip(idx, await programs[target].arun_many([items[i].text for i in idx])):
-                outcomes[i] = r
-                self.metrics.generation(target, r.latency_s, r.usage, r.cost_usd)
-
-        groups = {t: [i for i in which if routes[i].target == t] for t in ("local", "frontier")}
-        await asyncio.gather(*(run(t, idx) for t, idx in groups.items() if idx))
 
     def _outcome(self, item: Item, route: Route, outcome: Result | Failure, fallback_from: str | None
                  ) -> dict[str, Any]:
@@ -266,14 +262,10 @@ class Service:
 
 def calibrate(router: Any, queries_from: str, share: float) -> float:
     """The threshold that sends `share` of the calibration queries to the frontier (embeddings cached on disk)."""
-    from router.embeddings import Embedder
-    from router.policy import threshold_for_share
-    from router.public_data import load_log_or_public
+    from openfirst.router.public_data import load_log_or_public
 
     queries = load_log_or_public(queries_from, require_local=False).queries
-    embedder = Embedder(router.config["embedder"]["model"])
-    score, _ = router.scores(embedder.encode(queries), queries)
-    threshold = threshold_for_share(score, share)
+    threshold = router.threshold_for_share(queries, share)
     log.info("threshold %.4f sends %.1f%% of %d calibration queries to the frontier", threshold, 100 * share,
              len(queries))
     return threshold
@@ -283,8 +275,8 @@ def local_backend(config: ServiceConfig) -> Any:
     local = config.local
     if local.kind == "server":
         return local.backend("local")
-    from compiler.backends.threaded import ThreadedBackend
-    from compiler.backends.transformers_local import TransformersBackend
+    from openfirst.compiler.backends.threaded import ThreadedBackend
+    from openfirst.compiler.backends.transformers_local import TransformersBackend
 
     return ThreadedBackend(TransformersBackend.load(local.model, local.device), local.price)
 

@@ -19,8 +19,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from router.errors import ConfigError, LogFormatError
-from router.records import iter_raw_rows
+from openfirst.core.errors import ConfigError, LogFormatError
+from openfirst.core.rows import iter_raw_rows
 
 # keys of one decision record; scripts read them, keep them stable
 RECORD_KEYS = ("id", "time", "endpoint", "task", "query", "query_sha256", "target", "decided_by", "p_success",

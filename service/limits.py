@@ -11,8 +11,8 @@ import json
 import time
 from typing import Any, Awaitable, Callable
 
-from compiler.service.http_errors import error_json
-from compiler.service.metrics import ServiceMetrics
+from openfirst.service.http_errors import error_json
+from openfirst.service.metrics import ServiceMetrics
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

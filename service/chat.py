@@ -17,9 +17,9 @@ from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from compiler.errors import CompilerError
-from compiler.service.engine import Item, Route, Service, error_body
-from compiler.service.http_errors import ServiceError, with_deadline
+from openfirst.compiler.errors import CompilerError
+from openfirst.service.engine import Item, Route, Service, error_body
+from openfirst.service.http_errors import ServiceError, with_deadline
 
 ROUTER_MODEL = "openfirst-router"
 # request fields passed on to the backend as they are; anything else is refused (422), not silently dropped
@@ -116,7 +116,7 @@ async def _call(service: Service, target: str, messages: list[dict[str, Any]], p
                 stream: bool = False) -> Any:
     """A completion from `target` as a dict, or an (async) iterator of chunks when `stream`."""
     backend = service.backends[target]
-    if hasattr(backend, "achat"):
+    if backend.remote:
         response = await backend.achat({"messages": messages, **params, **({"stream": True} if stream else {})})
         return response if stream else response.model_dump(exclude_none=True)
     conv = [{"role": m["role"], "content": m.get("content") if isinstance(m.get("content"), str)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from compiler.backends.pricing import Price
-from compiler.program import ProgramOptions
-from compiler.settings import EndpointSettings, TomlSettings
-from router.errors import ConfigError
+from openfirst.compiler.backends.pricing import Price
+from openfirst.compiler.program import ProgramOptions
+from openfirst.compiler.settings import EndpointSettings
+from openfirst.core.errors import ConfigError, describe_validation_error
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -109,7 +110,36 @@ class ServeSettings(_Strict):
     port: int = Field(8000, ge=0, le=65535)
 
 
+class TomlSettings(BaseSettings):
+    """Settings read from a TOML file with `OPENFIRST_<SECTION>__<FIELD>` environment variables on top."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENFIRST_", env_nested_delimiter="__", extra="forbid")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource):
+        # arguments, then the environment, then the TOML file named by `toml_file` (see `load`)
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any):
+        """Settings from `path` (TOML) with environment variables on top; clear errors on bad input."""
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        from_file = type(cls.__name__, (cls,), {"model_config": {**cls.model_config, "toml_file": path}})
+        try:
+            return from_file(**overrides)
+        except ValidationError as exc:
+            where = f" in {path}" if path else ""
+            raise ConfigError(f"invalid configuration{where}: {describe_validation_error(exc)}") from None
+        except ValueError as exc:  # TOML syntax
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+
+
 class ServiceConfig(TomlSettings):
+    """The one schema of `openfirst.toml`."""
+
     tasks: dict[str, str] = Field(default_factory=dict, description="name -> module:Class or file.py:Class")
     local: LocalSettings = TransformersLocal(kind="transformers")
     frontier: EndpointSettings | None = None

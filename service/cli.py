@@ -1,0 +1,87 @@
+"""`openfirst serve --config openfirst.toml [--host --port]` and `openfirst eval --decisions LOG LABELS ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from openfirst.core.errors import ConfigError
+
+
+def register(sub) -> None:
+    s = sub.add_parser("serve", help="serve compiled tasks over HTTP, routed per request (FastAPI + uvicorn)")
+    s.add_argument("--config", type=Path, default=Path("openfirst.toml"), help="TOML config (default: openfirst.toml)")
+    s.add_argument("--host", default=None, help="default: serve.host in the config (127.0.0.1)")
+    s.add_argument("--port", type=int, default=None, help="default: serve.port in the config (8000)")
+    s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--check", action="store_true", help="load and validate everything, then exit without serving")
+    s.set_defaults(handler=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from openfirst.service.app import create_app
+    from openfirst.service.config import ServiceConfig
+    from openfirst.service.engine import Service
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServiceConfig.from_file(args.config)
+    service = Service.from_config(config)
+    logging.getLogger("openfirst.service").info("serving %s", json.dumps(service.describe()))
+    if args.check:
+        print(json.dumps(service.describe(), indent=2))
+        return 0
+    try:
+        uvicorn.run(create_app(service), host=args.host or config.serve.host, port=args.port or config.serve.port,
+                    log_level=args.log_level, timeout_graceful_shutdown=10)
+    finally:
+        service.close()
+    return 0
+
+
+def extend_eval(e: argparse.ArgumentParser) -> None:
+    """Add `--decisions` (the service's decision log joined with outcome labels) to the router's `eval`."""
+    router_eval = e.get_default("handler")
+    d = e.add_argument_group("service decisions")
+    d.add_argument("--decisions", type=Path, default=None, metavar="JSONL",
+                   help="decision log written by `openfirst serve` (log.decisions)")
+    d.add_argument("--target-frontier-share", type=float, default=None, metavar="X",
+                   help="drift reference (default: the router's expected share, as logged)")
+    d.add_argument("--tolerance", type=float, default=0.1, help="drift warning past |share - target| > X")
+    d.add_argument("--window", type=int, default=1000, help="recent decisions checked for drift too")
+    d.add_argument("--joined-out", type=Path, default=None, metavar="JSONL",
+                   help="write the labeled decisions as an outcome log for `openfirst train`")
+    e.set_defaults(handler=lambda args: cmd_eval_decisions(args) if args.decisions is not None else router_eval(args))
+
+
+def cmd_eval_decisions(args: argparse.Namespace) -> int:
+    """Join the service's decision log with outcome labels: routed accuracy, frontier share, cost, drift."""
+    from openfirst.router.cli_router import label_rows, prices
+    from openfirst.service.decision_log import (evaluate_decisions, joined_outcome_rows, labels_by_id,
+                                                markdown_summary, read_decisions)
+
+    if not 0 <= args.tolerance <= 1:
+        raise ConfigError("--tolerance must be in [0, 1]")
+    if args.window < 1:
+        raise ConfigError("--window must be >= 1")
+    target = args.target_frontier_share
+    if target is None and args.router is not None:
+        from openfirst.router.api import Router
+
+        target = Router.load(args.router).expected_frontier_share
+    decisions = read_decisions(args.decisions)
+    labels = labels_by_id(label_rows(args))
+    report = evaluate_decisions(decisions, labels, target, args.tolerance, args.window, prices(args))
+    if args.joined_out is not None:
+        rows = joined_outcome_rows(decisions, labels)
+        args.joined_out.parent.mkdir(parents=True, exist_ok=True)
+        args.joined_out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        report["joined_out"] = {"path": str(args.joined_out), "records": len(rows)}
+    if report["drift"]["warning"]:
+        print(f"openfirst: warning: {report['drift']['warning']}", file=sys.stderr)
+    print(json.dumps(report, indent=2) if args.json else markdown_summary(report, f"decisions in {args.decisions}"))
+    return 0
