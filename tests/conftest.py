@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from openfirst.compiler.tiny_model import build_tiny_model
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "datasets"
 
@@ -35,7 +37,7 @@ def gsm8k_slice(tmp_path_factory, data_dir, cache_dir) -> Path:
     """The first 160 records of RouteLLM GSM8K as an outcome log file (real data)."""
     import numpy as np
 
-    from router.public_data import load_routellm_gsm8k
+    from openfirst.router.public_data import load_routellm_gsm8k
 
     log = load_routellm_gsm8k(data_dir).subset(np.arange(160))
     path = tmp_path_factory.mktemp("logs") / "gsm8k-slice.jsonl"
@@ -46,9 +48,22 @@ def gsm8k_slice(tmp_path_factory, data_dir, cache_dir) -> Path:
 @pytest.fixture(scope="session")
 def trained_router(gsm8k_slice, tmp_path_factory) -> Path:
     """A real router (MiniLM embeddings, tuned ensemble) trained on the slice with small settings."""
-    from cli import main
+    from openfirst.cli import main
 
     out = tmp_path_factory.mktemp("routers") / "r"
     assert main(["train", str(gsm8k_slice), "--out", str(out), "--seed", "7", "--target-frontier-share", "0.3",
                  *FAST_TRAIN]) == 0
     return out
+
+
+# a tiny random-weight transformer, built locally in seconds (compiler and service tests)
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_model_dir):
+    from openfirst.compiler.backends.transformers_local import TransformersBackend
+
+    return TransformersBackend.load(str(tiny_model_dir), device="cpu")

@@ -1,8 +1,8 @@
 """The MaskBench harness: the key-order search finds the grammar's own property order."""
 
-from compiler.bench import OrderSearch, candidates
-from compiler.grammar import GrammarCompiler
-from compiler.schema import SchemaOptions, normalise
+from openfirst.compiler.bench import OrderSearch, candidates
+from openfirst.compiler.grammar import GrammarCompiler
+from openfirst.compiler.schema import SchemaOptions, normalise
 
 # each service is matched through additionalProperties, with properties in the order a, b, c;
 # `candidates` only reorders declared properties, so the nested object stays as written

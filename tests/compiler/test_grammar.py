@@ -1,9 +1,9 @@
 import pytest
 
-from compiler.errors import CompileTimeout
-from compiler.grammar import GrammarCompiler
-from compiler.schema import SchemaOptions, normalise
-from compiler.validation import make_validator
+from openfirst.compiler.errors import CompileTimeout
+from openfirst.compiler.grammar import GrammarCompiler
+from openfirst.compiler.schema import SchemaOptions, normalise
+from openfirst.compiler.validation import make_validator
 
 
 @pytest.fixture(scope="module")

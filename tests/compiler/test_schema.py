@@ -1,9 +1,9 @@
 import pytest
 from pydantic import BaseModel, Field
 
-from compiler.errors import SchemaRefused, TaskSpecError
-from compiler.schema import SchemaOptions, normalise
-from compiler.task import compile_task, load_task, load_task_class
+from openfirst.compiler.errors import SchemaRefused, TaskSpecError
+from openfirst.compiler.schema import SchemaOptions, normalise
+from openfirst.compiler.task import compile_task, load_task, load_task_class
 
 
 def test_report_lists_enforced_bounded_and_recursion():

@@ -6,9 +6,9 @@ from typing import Literal, Optional
 import pytest
 from pydantic import BaseModel, Field
 
-from compiler.errors import StrictSchemaError
-from compiler.strict import StrictLimits, restore, to_strict
-from compiler.validation import make_validator
+from openfirst.compiler.errors import StrictSchemaError
+from openfirst.compiler.strict import StrictLimits, restore, to_strict
+from openfirst.compiler.validation import make_validator
 
 
 class LineItem(BaseModel):

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from router.download import download, manifest
-from router.errors import DataError
+from openfirst.router.download import download, manifest
+from openfirst.router.errors import DataError
 
 
 @pytest.fixture()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from router.metrics import oracle_priority, routing_curve
+from openfirst.router.metrics import oracle_priority, routing_curve
 
 
 def test_random_router_apgr_is_one_half():
@@ -54,7 +54,7 @@ def test_ties_are_linear_and_costs_tracked():
 
 
 def test_calibration_metrics():
-    from router.metrics import calibration
+    from openfirst.router.metrics import calibration
 
     y = np.array([1, 0] * 50)
     perfect = calibration(np.full(100, 0.5), y)

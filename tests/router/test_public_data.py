@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from router.errors import ConfigError, DataError
-from router.public_data import load_llmrouter, load_routellm_gsm8k, load_routellm_mmlu, load_routellm_mt_bench
+from openfirst.core.errors import ConfigError
+from openfirst.router.errors import DataError
+from openfirst.router.public_data import load_llmrouter, load_routellm_gsm8k, load_routellm_mmlu, load_routellm_mt_bench
 
 
 def test_gsm8k_drops_contaminated(data_dir):

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from router.errors import ConfigError, LogFormatError
-from router.records import ColumnMap, log_from_rows, parse_score, read_log
+from openfirst.core.errors import ConfigError, LogFormatError
+from openfirst.router.records import ColumnMap, log_from_rows, parse_score, read_log
 
 
 def write(tmp_path, name, text):

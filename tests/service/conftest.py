@@ -9,9 +9,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from compiler.backends.llamacpp_server import free_port
+from openfirst.compiler.backends.llamacpp_server import free_port
 from tests.conftest import ROOT
-from tests.fake_openai_server import Reply, ScriptedServer, completion, stream_chunks
+from openfirst.compiler.backends.fake_server import Reply, ScriptedServer, completion, stream_chunks
 
 TASK = f"{ROOT}/datasets/tasks/support_ticket.py:SupportTicket"
 FRONTIER_TICKET = {"category": "shipping", "priority": 3, "summary": "The parcel has not arrived."}
@@ -42,7 +42,7 @@ def router_dir(trained_router):
 @pytest.fixture(scope="session")
 def llama():
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by .ci/setup")
-    from compiler.backends.llamacpp_server import LlamaCppServer
+    from openfirst.compiler.backends.llamacpp_server import LlamaCppServer
 
     with LlamaCppServer(n_ctx=2048) as server:
         yield server
@@ -50,7 +50,7 @@ def llama():
 
 def make_config(tmp_path, *, local: dict[str, Any], frontier: ScriptedServer | None = None,
                 router: dict[str, Any] | None = None, **sections: Any):
-    from compiler.service.config import ServiceConfig
+    from openfirst.service.config import ServiceConfig
 
     cfg: dict[str, Any] = {"tasks": {"support_ticket": TASK}, "local": local,
                            "log": {"decisions": str(tmp_path / "decisions.jsonl")},
@@ -80,8 +80,8 @@ def down_local() -> dict[str, Any]:
 @contextlib.contextmanager
 def live_service(config) -> Iterator[tuple[str, Any]]:
     """`Service.from_config(config)` behind a real uvicorn on 127.0.0.1; yields (base URL, service)."""
-    from compiler.service.app import serve_in_thread
-    from compiler.service.engine import Service
+    from openfirst.service.app import serve_in_thread
+    from openfirst.service.engine import Service
 
     service = Service.from_config(config)
     try:
@@ -89,3 +89,39 @@ def live_service(config) -> Iterator[tuple[str, Any]]:
             yield url, service
     finally:
         service.close()
+
+
+# -- fast fixtures: a FAKE embedder's router and scripted FAKE backends (no model, no server) --------------------
+GOOD_TICKET = '{"category":"billing","priority":2,"summary":"Refund the double charge."}'
+
+
+def fake_router(threshold: float = 0.0):
+    """A real Router (tuned heads) on the hashed-words FAKE embedder: texts with 'theorem' go to the frontier."""
+    import numpy as np
+
+    from openfirst.router.api import Router
+    from openfirst.router.fake_embedder import HashingEmbedder
+    from openfirst.router.scorer import EnsembleScorer, RoutingScorer
+
+    emb = HashingEmbedder(16)
+    texts = [f"prove the theorem {i}" if i % 2 else f"refund my order {i}" for i in range(60)]
+    scorer = EnsembleScorer([RoutingScorer("local", "logreg", {"C": 1.0}, ["embedding"])])
+    scorer.fit(emb.encode(texts), texts, np.array([float(i % 2 == 0) for i in range(60)]))
+    return Router(scorer, threshold, {"embedder": {"model": emb.model_id, "dimension": 16}}, embedder=emb)
+
+
+def fake_service(tmp_path, local, frontier=None, router="fake", **sections):
+    """`Service` on scripted FAKE backends (`local`, `frontier`: ScriptedBackend) and `fake_router()`."""
+    from openfirst.compiler.task import load_task
+    from openfirst.service.config import ServiceConfig
+    from openfirst.service.decision_log import DecisionLog
+    from openfirst.service.engine import Service
+
+    cfg = {"tasks": {"support_ticket": TASK}, "log": {"decisions": str(tmp_path / "decisions.jsonl")},
+           "local": {"kind": "server", "model": "local-model", "base_url": "http://127.0.0.1:9/v1"}, **sections}
+    config = ServiceConfig(**cfg)
+    task = load_task(TASK)
+    task.name = "support_ticket"
+    backends = {"local": local, **({"frontier": frontier} if frontier is not None else {})}
+    return Service(config, {"support_ticket": task}, backends, fake_router() if router == "fake" else router,
+                   DecisionLog(config.log.decisions))

@@ -7,14 +7,14 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from compiler.backends.openai_compat import OpenAICompatibleBackend
-from compiler.backends.pricing import Price
-from compiler.backends.retry import Attempts, RetryPolicy
-from compiler.errors import (ConnectionFailed, DeadlineExceeded, IncompleteOutput, MalformedResponse, RateLimited,
+from openfirst.compiler.backends.openai_compat import OpenAICompatibleBackend
+from openfirst.compiler.backends.pricing import Price
+from openfirst.compiler.backends.retry import Attempts, RetryPolicy
+from openfirst.compiler.errors import (ConnectionFailed, DeadlineExceeded, IncompleteOutput, MalformedResponse, RateLimited,
                              Refusal, RequestRejected, ServerError, StrictSchemaError)
-from compiler.program import Program, ProgramOptions, Result
-from compiler.task import compile_task
-from tests.fake_openai_server import Reply, ScriptedServer, completion
+from openfirst.compiler.program import Program, ProgramOptions, Result
+from openfirst.compiler.task import compile_task
+from openfirst.compiler.backends.fake_server import Reply, ScriptedServer, completion
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05, deadline_s=10, attempt_timeout_s=5)
 KEY = "sk-test-DO-NOT-LEAK-4242"
@@ -229,8 +229,8 @@ def test_backoff_is_exponential_jittered_capped_and_honours_retry_after():
 
 
 def test_llamacpp_requests_leave_long_repeat_caps_to_post_validation():
-    from compiler.backends.openai_compat import LLAMACPP_MAX_REPEAT, request_format
-    from compiler.task import compile_json_schema
+    from openfirst.compiler.backends.openai_compat import LLAMACPP_MAX_REPEAT, request_format
+    from openfirst.compiler.task import compile_json_schema
 
     task = compile_json_schema({"type": "object", "properties": {"s": {"type": "string", "maxLength": 2000},
                                                                  "t": {"type": "string", "maxLength": 20}},
@@ -240,3 +240,28 @@ def test_llamacpp_requests_leave_long_repeat_caps_to_post_validation():
     assert "maxLength" not in sent["s"] and sent["t"]["maxLength"] == 20 < LLAMACPP_MAX_REPEAT
     assert fmt.post_validated == [("maxLength", "/properties/s")]
     assert task._valid({"s": "x" * 2001, "t": "y"}) is False  # the task still validates the cap
+
+
+def test_an_injected_client_is_used_as_given_on_the_sync_and_async_paths():
+    """An injected client's key, headers and base URL must reach the server on both paths (the async path used to
+    build its own AsyncOpenAI from the backend's arguments and lose them)."""
+    import openai
+
+    with ScriptedServer([Reply(body=completion(GOOD))]) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="sk-injected", max_retries=0,
+                               default_headers={"X-Team": "ops"})
+        backend = OpenAICompatibleBackend("gpt-test", client=client, retry=FAST)  # no base_url, no key here
+        task_program = Program(compile_task(Ticket), backend, ProgramOptions(max_retries=0, max_tokens=50))
+        assert isinstance(task_program.run("x"), Result)
+        assert isinstance(asyncio.run(task_program.arun_many(["y"]))[0], Result)
+        assert server.calls == 2
+        for req in server.requests:
+            headers = {k.lower(): v for k, v in req["headers"].items()}
+            assert headers["authorization"] == "Bearer sk-injected" and headers["x-team"] == "ops"
+
+        async_client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-async", max_retries=0)
+        backend = OpenAICompatibleBackend("gpt-test", client=client, async_client=async_client, retry=FAST)
+        out = asyncio.run(Program(compile_task(Ticket), backend, ProgramOptions(max_retries=0)).arun_many(["z"]))
+        assert isinstance(out[0], Result)
+        headers = {k.lower(): v for k, v in server.requests[-1]["headers"].items()}
+        assert headers["authorization"] == "Bearer sk-async"

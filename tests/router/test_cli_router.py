@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from cli import main
-from router.public_data import load_routellm_gsm8k
+from openfirst.cli import main
+from openfirst.router.public_data import load_routellm_gsm8k
 from tests.conftest import FAST_TRAIN
 
 FAST = FAST_TRAIN
@@ -28,6 +28,7 @@ def run_json(capsys, argv):
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_train_writes_artifact_with_metrics(trained):
     cfg = json.loads((trained / "router.json").read_text())
     op = cfg["operating_point"]
@@ -38,6 +39,7 @@ def test_train_writes_artifact_with_metrics(trained):
     assert cfg["embedder"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
 
 
+@pytest.mark.slow
 def test_route_arguments_and_stdin(trained, capsys, monkeypatch):
     import io
 
@@ -50,6 +52,7 @@ def test_route_arguments_and_stdin(trained, capsys, monkeypatch):
     assert lines[0]["id"] == 1 and len(lines) == 2
 
 
+@pytest.mark.slow
 def test_eval_json_keys(trained, slice_log, capsys):
     out = run_json(capsys, ["eval", "--router", str(trained), str(slice_log), "--json", "--no-progress"])
     for key in ("apgr", "cpt50", "cpt80", "operating_point", "baselines"):
@@ -58,6 +61,7 @@ def test_eval_json_keys(trained, slice_log, capsys):
     assert {"random", "always_local", "always_frontier", "query_length", "oracle"} <= names
 
 
+@pytest.mark.slow
 def test_bench_router_writes_results(slice_log, tmp_path, capsys):
     out = run_json(capsys, ["bench", "router", str(slice_log), "--json", "--out-dir", str(tmp_path), *FAST])
     assert {"apgr", "cpt50", "cpt80", "cost_saving_vs_frontier"} <= set(out)
@@ -67,6 +71,7 @@ def test_bench_router_writes_results(slice_log, tmp_path, capsys):
     assert (tmp_path / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_same_seed_same_router(slice_log, trained, tmp_path):
     again = tmp_path / "again"
     assert main(["train", str(slice_log), "--out", str(again), "--seed", "7", "--target-frontier-share", "0.3",
@@ -83,6 +88,7 @@ def test_bad_log_fails_with_line_number(tmp_path, capsys):
     assert f"{bad}:2" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_column_mapping_and_skip_bad_lines(tmp_path, data_dir, cache_dir, capsys):
     import csv
 
@@ -103,6 +109,7 @@ def test_column_mapping_and_skip_bad_lines(tmp_path, data_dir, cache_dir, capsys
     assert "skipped 1 bad line" in captured.err
 
 
+@pytest.mark.slow
 def test_study_in_sqlite_storage_is_shared(slice_log, tmp_path):
     import optuna
 

@@ -9,14 +9,16 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by .ci/setup")
 
-from compiler.backends.llamacpp_server import LlamaCppServer  # noqa: E402
-from compiler.backends.openai_compat import OpenAICompatibleBackend  # noqa: E402
-from compiler.backends.pricing import Price  # noqa: E402
-from compiler.errors import IncompleteOutput  # noqa: E402
-from compiler.program import Program, ProgramOptions, Result  # noqa: E402
-from compiler.task import load_task  # noqa: E402
+from openfirst.compiler.backends.llamacpp_server import LlamaCppServer  # noqa: E402
+from openfirst.compiler.backends.openai_compat import OpenAICompatibleBackend  # noqa: E402
+from openfirst.compiler.backends.pricing import Price  # noqa: E402
+from openfirst.compiler.errors import IncompleteOutput  # noqa: E402
+from openfirst.compiler.program import Program, ProgramOptions, Result  # noqa: E402
+from openfirst.compiler.task import load_task  # noqa: E402
 
-TASKS = Path(__file__).resolve().parents[2] / "datasets" / "tasks"
+pytestmark = pytest.mark.slow  # real models / servers
+
+TASKS = Path(__file__).resolve().parents[3] / "datasets" / "tasks"
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import logging
 import httpx
 import pytest
 
-from tests.compiler.service.conftest import SECRET, down_local, live_service, make_config
-from tests.fake_openai_server import Reply, ScriptedServer, completion
+from tests.service.conftest import SECRET, down_local, live_service, make_config
+from openfirst.compiler.backends.fake_server import Reply, ScriptedServer, completion
 
 pytestmark = pytest.mark.slow
 TICKET = json.dumps({"category": "shipping", "priority": 2, "summary": "Parcel late."})

@@ -2,8 +2,8 @@
 
 import pytest
 
-from compiler.service.config import ServiceConfig
-from router.errors import ConfigError
+from openfirst.service.config import ServiceConfig
+from openfirst.core.errors import ConfigError
 from tests.conftest import ROOT
 
 

@@ -6,9 +6,9 @@ import json
 import httpx
 import pytest
 
-from cli import main
-from router.records import read_log
-from tests.compiler.service.conftest import down_local, live_service, make_config
+from openfirst.cli import main
+from openfirst.router.records import read_log
+from tests.service.conftest import down_local, live_service, make_config
 
 pytestmark = pytest.mark.slow
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from cli import main
-from router.decision_log import DecisionLog, evaluate_decisions, joined_outcome_rows, labels_by_id, read_decisions
-from router.errors import LogFormatError
+from openfirst.cli import main
+from openfirst.service.decision_log import DecisionLog, evaluate_decisions, joined_outcome_rows, labels_by_id, read_decisions
+from openfirst.core.errors import LogFormatError
 
 
 def decision(i, target, score, decided_by="router", query=None):
@@ -65,7 +65,7 @@ def test_eval_cli_joins_labels_and_writes_training_log(tmp_path, capsys):
 
 
 def test_live_drift_monitor_warns_once_per_excursion():
-    from compiler.service.metrics import DriftMonitor
+    from openfirst.service.metrics import DriftMonitor
 
     m = DriftMonitor(target=0.3, tolerance=0.1, window=100, min_decisions=50)
     warnings = [m.add(i % 10 < 3) for i in range(100)]  # 30% frontier: on target

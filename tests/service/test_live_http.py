@@ -6,18 +6,18 @@ import json
 import httpx
 import pytest
 
-from cli import main
-from router.api import Router
-from router.records import read_log
-from tests.compiler.service.conftest import live_service, llama_local, make_config
+from openfirst.cli import main
+from openfirst.router.api import Router
+from openfirst.router.records import read_log
+from tests.service.conftest import live_service, llama_local, make_config
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, llama, router_dir):
-    from tests.fake_openai_server import ScriptedServer
-    from tests.compiler.service.conftest import frontier_reply
+    from openfirst.compiler.backends.fake_server import ScriptedServer
+    from tests.service.conftest import frontier_reply
 
     tmp = tmp_path_factory.mktemp("served")
     with ScriptedServer(responder=frontier_reply) as frontier:

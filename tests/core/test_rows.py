@@ -1,0 +1,31 @@
+"""The shared row reader: JSONL, CSV, TSV, gzip; bad lines reported with their line numbers."""
+
+import gzip
+
+import pytest
+
+from openfirst.core.errors import ConfigError
+from openfirst.core.rows import iter_raw_rows
+
+
+def test_jsonl_with_bad_lines(tmp_path):
+    p = tmp_path / "a.jsonl"
+    p.write_text('{"a": 1}\n\nnot json\n[1, 2]\n{"b": "x"}\n')
+    rows = list(iter_raw_rows(p))
+    assert [(n, r) for n, r, e in rows if e is None] == [(1, {"a": 1}), (5, {"b": "x"})]
+    assert [n for n, r, e in rows if e] == [3, 4] and "malformed JSON" in rows[1][2]
+
+
+def test_csv_tsv_and_gzip(tmp_path):
+    (tmp_path / "a.csv").write_text("q,s\nhello,1\nragged\n")
+    rows = list(iter_raw_rows(tmp_path / "a.csv"))
+    assert rows[0] == (2, {"q": "hello", "s": "1"}, None) and rows[1][2] == "fewer fields than the header"
+    with gzip.open(tmp_path / "b.tsv.gz", "wt") as fh:
+        fh.write("q\ts\nhi\t0\n")
+    assert list(iter_raw_rows(tmp_path / "b.tsv.gz")) == [(2, {"q": "hi", "s": "0"}, None)]
+
+
+def test_unknown_format(tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(ConfigError, match="unknown log format"):
+        list(iter_raw_rows(tmp_path / "a.txt"))

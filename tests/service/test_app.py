@@ -1,0 +1,42 @@
+"""The FastAPI app in process (httpx over ASGI, no socket) on FAKE backends and a FAKE-embedder router: endpoints,
+status codes of typed errors, the JSON error shape."""
+
+import asyncio
+
+import httpx
+
+from openfirst.compiler.backends.fake import ScriptedBackend
+from openfirst.compiler.errors import ConnectionFailed
+from openfirst.service.app import create_app
+from tests.service.conftest import GOOD_TICKET, fake_service
+
+
+def call(service, method, path, **kw):
+    async def go():
+        transport = httpx.ASGITransport(app=create_app(service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await client.request(method, path, **kw)
+
+    return asyncio.run(go())
+
+
+def test_endpoints_and_errors(tmp_path):
+    local = ScriptedBackend([GOOD_TICKET, ConnectionFailed("down")], cycle=True)
+    service = fake_service(tmp_path, local, ScriptedBackend([GOOD_TICKET], cycle=True), limits={"max_batch": 2})
+    assert call(service, "GET", "/healthz").json()["status"] == "ok"
+    tasks = call(service, "GET", "/v1/tasks").json()["tasks"]
+    assert tasks[0]["name"] == "support_ticket" and tasks[0]["frontier"] is True
+    route = call(service, "POST", "/v1/route", json={"inputs": ["prove the theorem 1", "refund my order 2"]}).json()
+    assert [r["target"] for r in route["decisions"]] == ["frontier", "local"]
+    ok = call(service, "POST", "/v1/tasks/support_ticket/extract", json={"input": "refund my order 3", "id": "a"})
+    assert ok.status_code == 200 and ok.json()["output"]["priority"] == 2 and ok.json()["id"] == "a"
+    down = call(service, "POST", "/v1/tasks/support_ticket/extract", json={"input": "refund my order 4"})
+    assert down.status_code == 502 and down.json()["error"]["type"] == "ConnectionFailed"  # the typed error's status
+    for body, status, kind in [({"input": "x"}, 404, "unknown_task"), ({"inputs": ["a", "b", "c"]}, 413, None),
+                               ({"input": ""}, 422, "invalid_request"), ({"text": "x"}, 422, "invalid_request")]:
+        path = "/v1/tasks/nope/extract" if status == 404 else "/v1/tasks/support_ticket/extract"
+        r = call(service, "POST", path, json=body)
+        assert r.status_code == status and set(r.json()["error"]) >= {"type", "message", "hint", "retryable"}
+        assert kind is None or r.json()["error"]["type"] == kind
+    bad = call(service, "POST", "/v1/route", content=b"{not json", headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_json"
