@@ -91,6 +91,11 @@ class Router:
         for i, t in enumerate(texts):
             if not isinstance(t, str) or not t.strip():
                 raise ConfigError(f"query {i} is empty or not text")
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(f"query {i} is not valid Unicode text (it holds a lone surrogate)",
+                                  hint="send UTF-8 text; escape sequences like \\ud800 alone are not characters") from None
         if not texts:
             return []
         score, p = self.scores(self.embedder.encode(texts), texts)

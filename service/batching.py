@@ -33,10 +33,20 @@ class BatchingRouter:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
             try:
                 decisions = await loop.run_in_executor(self._pool, self.router.route_many, [t for t, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
-                for _, fut in batch:
+            except Exception as exc:  # noqa: BLE001 - isolate: route each input alone, so one bad input fails
+                if len(batch) == 1:   # only its own request
+                    if not batch[0][1].done():
+                        batch[0][1].set_exception(exc)
+                    continue
+                for text, fut in batch:
+                    try:
+                        (d,) = await loop.run_in_executor(self._pool, self.router.route_many, [text])
+                    except Exception as one:  # noqa: BLE001 - this input's own error
+                        if not fut.done():
+                            fut.set_exception(one)
+                        continue
                     if not fut.done():
-                        fut.set_exception(exc)
+                        fut.set_result(d)
                 continue
             for (_, fut), d in zip(batch, decisions):
                 if not fut.done():

@@ -57,6 +57,22 @@ class ChatRequest(BaseModel):
     top_logprobs: int | None = None
 
 
+PRIVATE_YES = {"1", "true", "yes", "y", "on", "enabled"}
+PRIVATE_NO = {"0", "false", "no", "n", "off", "disabled", ""}
+
+
+def parse_private_flag(value: str | None) -> bool:
+    """The `X-OpenFirst-Private` header: a known yes or no word (any case); anything else is refused, never read
+    as "not private"."""
+    if value is None:
+        return False
+    word = value.strip().lower()
+    if word in PRIVATE_YES or word in PRIVATE_NO:
+        return word in PRIVATE_YES
+    raise ServiceError(400, "invalid_private_flag", "X-OpenFirst-Private must be a yes or no value",
+                       f"use one of {sorted(PRIVATE_YES - {''})} or {sorted(PRIVATE_NO - {''})}")
+
+
 def text_of(message: ChatMessage) -> str:
     if isinstance(message.content, str):
         return message.content
@@ -73,7 +89,7 @@ def register_chat(app: FastAPI, service: Service) -> None:
         users = [t for m, t in zip(body.messages, texts) if m.role == "user" and t.strip()]
         if not users:
             raise ServiceError(422, "invalid_request", "no user message with text to route on")
-        private = body.openfirst_private or (x_openfirst_private or "").lower() in ("1", "true", "yes")
+        private = body.openfirst_private or parse_private_flag(x_openfirst_private)
         item = Item(users[-1], private=private)
         start = time.perf_counter()
         deadline = service.config.limits.deadline_s

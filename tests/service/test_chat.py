@@ -33,3 +33,22 @@ def test_chat_errors(tmp_path):
     assert chat(service, {"role": "system", "content": "only a system message"}).status_code == 422
     assert call(service, "POST", "/v1/chat/completions", json={"model": "openfirst-router", "messages": [],
                                                                "bogus": 1}).status_code == 422
+
+
+def test_private_header_values_are_parsed_strictly(tmp_path):
+    """'on', 'y', 'enabled' used to mean "not private" silently; unknown values are now refused."""
+    local = ScriptedBackend(["hi"], cycle=True)
+    frontier = ScriptedBackend(["hi"], cycle=True)
+    service = fake_service(tmp_path, local, frontier)
+    hard = {"role": "user", "content": "prove the theorem 8"}
+    for value in ("on", "y", "enabled", "TRUE", "1"):
+        r = call(service, "POST", "/v1/chat/completions", headers={"X-OpenFirst-Private": value},
+                 json={"model": "openfirst-router", "messages": [hard]})
+        assert r.json()["openfirst"]["decided_by"] == "privacy", value
+    assert frontier.seen == []
+    r = call(service, "POST", "/v1/chat/completions", headers={"X-OpenFirst-Private": "maybe"},
+             json={"model": "openfirst-router", "messages": [hard]})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_private_flag" and frontier.seen == []
+    off = call(service, "POST", "/v1/chat/completions", headers={"X-OpenFirst-Private": "off"},
+               json={"model": "openfirst-router", "messages": [hard]})
+    assert off.json()["openfirst"]["target"] == "frontier"
