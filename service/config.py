@@ -18,6 +18,7 @@ from openfirst.compiler.backends.pricing import Price
 from openfirst.compiler.program import ProgramOptions
 from openfirst.compiler.settings import EndpointSettings
 from openfirst.core.errors import ConfigError, describe_validation_error
+from openfirst.service.privacy import PHONE_REGIONS
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -77,9 +78,22 @@ class RoutingSettings(_Strict):
 
 
 class PrivacySettings(_Strict):
-    detectors: list[Literal["email", "phone", "iban", "card"]] = ["email", "phone", "iban", "card"]
+    detectors: list[Literal["email", "phone", "iban", "card", "ssn", "national_id"]] = [
+        "email", "phone", "iban", "card", "ssn", "national_id"]
+    phone_regions: list[str] = Field(default_factory=lambda: list(PHONE_REGIONS), min_length=1,
+                                     description="ISO 3166 regions whose national phone formats are recognised")
     patterns: list[str] = Field(default_factory=list, description="extra regexes; a match pins the request")
     pin_tasks: list[str] = Field(default_factory=list, description="tasks whose requests always stay local")
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _regions(cls, regions: list[str]) -> list[str]:
+        import phonenumbers
+
+        unknown = [r for r in regions if r.upper() not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown phone regions {unknown}: use ISO 3166 codes like US, GB, DE")
+        return [r.upper() for r in regions]
 
     @field_validator("patterns")
     @classmethod

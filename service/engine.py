@@ -84,7 +84,8 @@ class Service:
             router.threshold = float(config.router.threshold)
         if router is not None and config.router.frontier_share is not None:
             router.threshold = calibrate(router, config.router.calibration, config.router.frontier_share)
-        self.privacy = PrivacyRules(config.privacy.detectors, config.privacy.patterns, config.privacy.pin_tasks)
+        self.privacy = PrivacyRules(config.privacy.detectors, config.privacy.patterns, config.privacy.pin_tasks,
+                                    config.privacy.phone_regions)
         self.metrics = ServiceMetrics()
         self.decision_log = decision_log
         self.expected_share = config.router.target_frontier_share
