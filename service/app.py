@@ -84,10 +84,24 @@ def create_app(service: Service) -> FastAPI:
     _register_errors(app, service)
     max_batch = service.config.limits.max_batch
 
+    limits = service.config.limits
+
+    class Batch(BatchRequest):
+        # the batch size is checked while the list is read, before its items are validated
+        inputs: list[str | InputItem] | None = Field(None, min_length=1, max_length=max_batch)
+
     def check_batch(items: list[Item]) -> None:
-        if len(items) > max_batch:
-            raise ServiceError(413, "batch_too_large", f"{len(items)} inputs; at most {max_batch} per request",
-                               "split the batch")
+        """Text size and valid Unicode, before any routing or generation (typed 4xx)."""
+        chars = sum(len(item.text) for item in items)
+        if chars > limits.max_text_chars:
+            raise ServiceError(413, "text_too_long", f"{chars} characters of text; at most {limits.max_text_chars}",
+                               "send less text per request")
+        for item in items:
+            try:
+                item.text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ServiceError(422, "invalid_text", "an input is not valid Unicode text (a lone surrogate)",
+                                   "send UTF-8 text") from None
 
     @app.get("/healthz", summary="liveness and what is configured")
     async def healthz() -> dict[str, Any]:
@@ -104,8 +118,7 @@ def create_app(service: Service) -> FastAPI:
                            "pinned_local": name in service.config.privacy.pin_tasks}
                           for name, t in service.tasks.items()]}
 
-    @app.post("/v1/tasks/{name}/extract", summary="extract from one input or a batch, routed per input")
-    async def extract(name: str, body: BatchRequest) -> JSONResponse:
+    async def extract(name: str, body: Batch) -> JSONResponse:
         if name not in service.tasks:
             raise ServiceError(404, "unknown_task", f"no task named {name!r}",
                                f"tasks: {', '.join(sorted(service.tasks))}")
@@ -123,8 +136,7 @@ def create_app(service: Service) -> FastAPI:
                              "errors": sum("error" in r for r in results),
                              "cost_usd": _sum_cost(results)})
 
-    @app.post("/v1/route", summary="the routing decision only (nothing is generated)")
-    async def route(body: BatchRequest) -> dict[str, Any]:
+    async def route(body: Batch) -> dict[str, Any]:
         items = body.items()
         check_batch(items)
         start = time.perf_counter()
@@ -137,6 +149,10 @@ def create_app(service: Service) -> FastAPI:
             return {**out[0], "latency_ms": latency_ms}
         return {"decisions": out, "latency_ms": latency_ms}
 
+    # `Batch` is local to this app (its size limit is the config's), so the annotations are set, not resolved
+    extract.__annotations__["body"] = route.__annotations__["body"] = Batch
+    app.post("/v1/tasks/{name}/extract", summary="extract from one input or a batch, routed per input")(extract)
+    app.post("/v1/route", summary="the routing decision only (nothing is generated)")(route)
     register_chat(app, service)
     return app
 
@@ -185,12 +201,14 @@ def _register_errors(app: FastAPI, service: Service) -> None:
         bad_json = any(e.get("type") == "json_invalid" for e in errors)
         # never echo the input back (it may be large or private): location and message only
         details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors[:20]]
-        kind = "invalid_json" if bad_json else "invalid_request"
+        too_many = any(e.get("type") == "too_long" and tuple(e.get("loc", ()))[:2] == ("body", "inputs")
+                       for e in errors)
+        kind = "invalid_json" if bad_json else "batch_too_large" if too_many else "invalid_request"
         service.metrics.errors.labels(_endpoint(request), kind).inc()
         message = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:5])
-        body = error_json(kind, message, "see the OpenAPI spec at /openapi.json")
+        body = error_json(kind, message, "split the batch" if too_many else "see the OpenAPI spec at /openapi.json")
         body["error"]["details"] = details
-        return JSONResponse(body, status_code=400 if bad_json else 422)
+        return JSONResponse(body, status_code=400 if bad_json else 413 if too_many else 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

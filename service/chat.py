@@ -1,9 +1,12 @@
 """OpenAI-compatible `POST /v1/chat/completions` with `model="openfirst-router"`: plain chat routed per request
 between the local model and the frontier, streaming included (RouteLLM's server does the same).
 
-The router decides on the last user message; the privacy rules look at every message. The answer is
-the chosen backend's own completion, with `model` naming who answered and an `openfirst` field (also
-in `X-OpenFirst-*` headers) stating the target, p_success, threshold, latency and cost.
+The router decides on the last user message; the privacy rules read every string the request would send
+(every message's content parts, names, tool calls, and the request's `user`, `stop`, `response_format`). The
+request is an allow-list: typed messages and parameters only, anything else is refused (422), so nothing the
+service has not checked can reach the frontier. Text parts only (an image or audio part cannot be checked).
+The answer is the chosen backend's own completion, with `model` naming who answered and an `openfirst` field
+(also in `X-OpenFirst-*` headers) stating the target, p_success, threshold, latency and cost.
 """
 
 from __future__ import annotations
@@ -27,16 +30,35 @@ PASSED_ON = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "sto
              "frequency_penalty", "n", "response_format", "stream_options", "user", "logprobs", "top_logprobs")
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+
+class TextPart(_Strict):
+    type: Literal["text"]
+    text: str
+
+
+class FunctionCall(_Strict):
+    name: str = Field(max_length=256)
+    arguments: str
+
+
+class ToolCall(_Strict):
+    id: str = Field(max_length=256)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(_Strict):
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[TextPart] | None = None
+    name: str | None = Field(None, max_length=256)
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = Field(None, max_length=256)
 
 
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChatRequest(_Strict):
     model: str = Field(description=f"must be {ROUTER_MODEL!r}")
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
@@ -76,7 +98,47 @@ def parse_private_flag(value: str | None) -> bool:
 def text_of(message: ChatMessage) -> str:
     if isinstance(message.content, str):
         return message.content
-    return " ".join(p.get("text", "") for p in message.content or [] if isinstance(p, dict))
+    return " ".join(p.text for p in message.content or [])
+
+
+def strings_in(value: Any) -> list[str]:
+    """Every string in a JSON value, dict keys included: what the privacy rules read of a request."""
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            out.extend(k for k in v if isinstance(k, str))
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return out
+
+
+def check_bounds(service: Service, body: ChatRequest, strings: list[str]) -> None:
+    """Message, part, text and token limits, and valid Unicode, before any expensive work (typed 4xx)."""
+    limits = service.config.limits
+    if len(body.messages) > limits.max_messages:
+        raise ServiceError(413, "too_many_messages", f"{len(body.messages)} messages; at most {limits.max_messages}",
+                           "send a shorter conversation")
+    if any(isinstance(m.content, list) and len(m.content) > limits.max_parts for m in body.messages):
+        raise ServiceError(413, "too_many_parts", f"a message has more than {limits.max_parts} content parts")
+    chars = sum(len(s) for s in strings)
+    if chars > limits.max_text_chars:
+        raise ServiceError(413, "text_too_long", f"{chars} characters of text; at most {limits.max_text_chars}",
+                           "send less text per request")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = getattr(body, name)
+        if value is not None and value > limits.max_output_tokens:
+            raise ServiceError(422, "invalid_request", f"{name} {value} is above the limit {limits.max_output_tokens}")
+    for s in strings:
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ServiceError(422, "invalid_text", "the request holds text that is not valid Unicode (a lone "
+                               "surrogate)", "send UTF-8 text") from None
 
 
 def register_chat(app: FastAPI, service: Service) -> None:
@@ -85,6 +147,9 @@ def register_chat(app: FastAPI, service: Service) -> None:
         if body.model != ROUTER_MODEL:
             raise ServiceError(404, "model_not_found", f"unknown model {body.model!r}",
                                f"use model={ROUTER_MODEL!r}; the router picks the local or the frontier model")
+        sent = body.model_dump(exclude_none=True, exclude={"model", "stream", "openfirst_private"})
+        strings = strings_in(sent)
+        check_bounds(service, body, strings)
         texts = [text_of(m) for m in body.messages]
         users = [t for m, t in zip(body.messages, texts) if m.role == "user" and t.strip()]
         if not users:
@@ -93,9 +158,9 @@ def register_chat(app: FastAPI, service: Service) -> None:
         item = Item(users[-1], private=private)
         start = time.perf_counter()
         deadline = service.config.limits.deadline_s
-        route = (await with_deadline(deadline, service.route([item], extra_texts=[texts])))[0]
+        route = (await with_deadline(deadline, service.route([item], extra_texts=[strings])))[0]
         params = {k: getattr(body, k) for k in PASSED_ON if getattr(body, k) is not None}
-        messages = [m.model_dump(exclude_none=True) for m in body.messages]
+        messages = sent["messages"]  # the checked request, and nothing else, is what is sent
         if body.stream:
             return await _stream(service, item, route, messages, params, start)
         response, route = await with_deadline(deadline, _open(service, item, route, messages, params, start))

@@ -112,6 +112,12 @@ class LimitSettings(_Strict):
     deadline_s: float = Field(120.0, gt=0, le=3600, description="per request, everything included")
     max_concurrency: int = Field(64, ge=1, le=10_000, description="requests handled at once")
     queue_timeout_s: float = Field(5.0, ge=0, le=600, description="wait for a slot before 503")
+    body_timeout_s: float = Field(10.0, gt=0, le=600, description="a request body must arrive within this")
+    max_messages: int = Field(256, ge=1, le=100_000, description="messages per chat request")
+    max_parts: int = Field(64, ge=1, le=10_000, description="content parts per chat message")
+    max_text_chars: int = Field(200_000, ge=1, le=100_000_000,
+                                description="characters of text per request (all inputs or messages together)")
+    max_output_tokens: int = Field(4096, ge=1, le=1_000_000, description="largest max_tokens a request may ask")
 
 
 class LogSettings(_Strict):

@@ -40,3 +40,15 @@ def test_endpoints_and_errors(tmp_path):
         assert kind is None or r.json()["error"]["type"] == kind
     bad = call(service, "POST", "/v1/route", content=b"{not json", headers={"content-type": "application/json"})
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_json"
+
+
+def test_batch_size_text_size_and_unicode_are_typed_4xx(tmp_path):
+    service = fake_service(tmp_path, ScriptedBackend([GOOD_TICKET], cycle=True),
+                           limits={"max_batch": 4, "max_text_chars": 50})
+    huge = call(service, "POST", "/v1/route", json={"inputs": ["x"] * 100_000})
+    assert huge.status_code == 413 and huge.json()["error"]["type"] == "batch_too_large"
+    long = call(service, "POST", "/v1/tasks/support_ticket/extract", json={"inputs": ["a" * 30, "b" * 30]})
+    assert long.status_code == 413 and long.json()["error"]["type"] == "text_too_long"
+    bad = call(service, "POST", "/v1/route", content=b'{"input": "x \\ud800"}',
+               headers={"content-type": "application/json"})
+    assert bad.status_code == 422 and bad.json()["error"]["type"] in ("invalid_text", "invalid_request")

@@ -1,5 +1,7 @@
 """The OpenAI-compatible chat endpoint in process (httpx over ASGI) on scripted FAKE in-process backends."""
 
+import pytest
+
 from openfirst.compiler.backends.fake import ScriptedBackend
 from tests.service.conftest import fake_service
 from tests.service.test_app import call
@@ -52,3 +54,70 @@ def test_private_header_values_are_parsed_strictly(tmp_path):
     off = call(service, "POST", "/v1/chat/completions", headers={"X-OpenFirst-Private": "off"},
                json={"model": "openfirst-router", "messages": [hard]})
     assert off.json()["openfirst"]["target"] == "frontier"
+
+
+PII = "jane.doe@example.com"
+
+
+@pytest.mark.parametrize("where", ["name", "tool_call", "user", "stop", "response_format", "part", "system",
+                                   "earlier_turn"])
+def test_personal_data_anywhere_in_a_chat_pins_it(tmp_path, where):
+    """Personal data in a message's name, a tool call's arguments, `user`, `stop`, `response_format` or any text
+    part used to reach the frontier verbatim (only `content` strings were checked)."""
+    frontier = ScriptedBackend(["hi"], cycle=True)
+    service = fake_service(tmp_path, ScriptedBackend(["hi"], cycle=True), frontier)
+    last = {"role": "user", "content": "prove the theorem 9"}
+    messages, extra = [last], {}
+    if where == "name":
+        messages = [{**last, "name": PII}]
+    elif where == "tool_call":
+        messages = [{"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": f'{{"email": "{PII}"}}'}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "found"}, last]
+    elif where == "part":
+        messages = [{"role": "user", "content": [{"type": "text", "text": "prove the theorem 9"},
+                                                 {"type": "text", "text": PII}]}]
+    elif where == "system":
+        messages = [{"role": "system", "content": f"user: {PII}"}, last]
+    elif where == "earlier_turn":
+        messages = [{"role": "user", "content": PII}, {"role": "assistant", "content": "ok"}, last]
+    else:
+        extra = {"user": PII} if where == "user" else {"stop": [PII]} if where == "stop" else {
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"description": PII}}}}
+    r = chat(service, *messages, **extra)
+    assert r.status_code == 200 and r.json()["openfirst"]["decided_by"] == "privacy", r.text
+    assert frontier.seen == []
+
+
+@pytest.mark.parametrize("message, status", [
+    ({"role": "user", "content": "hi", "secret_field": PII}, 422),  # unknown keys are refused, never forwarded
+    ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/a.png"}}]}, 422),
+    ({"role": "user", "content": [{"type": "text", "text": 42}]}, 422),
+])
+def test_what_cannot_be_checked_is_refused(tmp_path, message, status):
+    frontier = ScriptedBackend(["hi"], cycle=True)
+    service = fake_service(tmp_path, ScriptedBackend(["hi"], cycle=True), frontier)
+    r = chat(service, message)
+    assert r.status_code == status and "error" in r.json() and frontier.seen == []
+
+
+def test_a_lone_surrogate_is_a_typed_4xx_and_logged_nowhere(tmp_path):
+    """A lone surrogate used to raise in the embedding cache's hash: an untyped 500."""
+    frontier = ScriptedBackend(["hi"], cycle=True)
+    service = fake_service(tmp_path, ScriptedBackend(["hi"], cycle=True), frontier)
+    body = b'{"model": "openfirst-router", "messages": [{"role": "user", "content": "bad \\ud800 text"}]}'
+    r = call(service, "POST", "/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_text" and frontier.seen == []
+
+
+def test_bounds_are_checked_before_work(tmp_path):
+    service = fake_service(tmp_path, ScriptedBackend(["hi"], cycle=True),
+                           limits={"max_messages": 3, "max_text_chars": 100, "max_output_tokens": 50})
+    many = [{"role": "user", "content": "a"}] * 4
+    assert chat(service, *many).status_code == 413
+    assert chat(service, {"role": "user", "content": "a" * 101}).status_code == 413
+    assert chat(service, {"role": "user", "content": "a"}, max_tokens=51).status_code == 422
+    nan = call(service, "POST", "/v1/chat/completions", headers={"content-type": "application/json"},
+               content=b'{"model": "openfirst-router", "messages": [{"role": "user", "content": "a"}], '
+                       b'"presence_penalty": NaN}')
+    assert nan.status_code == 422
