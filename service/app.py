@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openfirst.service.auth import AuthMiddleware, Caller
 from openfirst.service.engine import Item, Service, error_body
 from openfirst.service.http_errors import ServiceError, error_json, status_for, with_deadline
 from openfirst.service.limits import LimitsMiddleware, endpoint_label
@@ -80,7 +81,9 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
     app.add_middleware(LimitsMiddleware, max_body_bytes=service.config.limits.max_body_bytes,
                        max_concurrency=service.config.limits.max_concurrency,
-                       queue_timeout_s=service.config.limits.queue_timeout_s, metrics=service.metrics)
+                       queue_timeout_s=service.config.limits.queue_timeout_s, metrics=service.metrics,
+                       body_timeout_s=service.config.limits.body_timeout_s)
+    app.add_middleware(AuthMiddleware, auth=service.auth)  # outermost: who calls, before any body is read
     _register_errors(app, service)
     max_batch = service.config.limits.max_batch
 
@@ -103,8 +106,12 @@ def create_app(service: Service) -> FastAPI:
                 raise ServiceError(422, "invalid_text", "an input is not valid Unicode text (a lone surrogate)",
                                    "send UTF-8 text") from None
 
-    @app.get("/healthz", summary="liveness and what is configured")
-    async def healthz() -> dict[str, Any]:
+    @app.get("/healthz", summary="liveness; with a key allowed 'health' (or without keys configured): what is "
+             "configured")
+    async def healthz(request: Request) -> dict[str, Any]:
+        caller = caller_of(request)
+        if service.auth.enabled and (caller is None or not caller.may("health")):
+            return {"status": "ok"}
         return {"status": "ok", **service.describe()}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -112,20 +119,22 @@ def create_app(service: Service) -> FastAPI:
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
 
     @app.get("/v1/tasks", summary="the tasks served, with their JSON Schemas")
-    async def tasks() -> dict[str, Any]:
+    async def tasks(request: Request) -> dict[str, Any]:
+        caller = caller_of(request)
         return {"tasks": [{"name": name, "instructions": t.instructions, "json_schema": t.json_schema,
                            "frontier": name in service.programs and "frontier" in service.programs[name].programs,
                            "pinned_local": name in service.config.privacy.pin_tasks}
-                          for name, t in service.tasks.items()]}
+                          for name, t in service.tasks.items() if caller is None or caller.may_run(name)]}
 
-    async def extract(name: str, body: Batch) -> JSONResponse:
-        if name not in service.tasks:
-            raise ServiceError(404, "unknown_task", f"no task named {name!r}",
-                               f"tasks: {', '.join(sorted(service.tasks))}")
+    async def extract(name: str, body: Batch, request: Request) -> JSONResponse:
+        caller = caller_of(request)
+        if name not in service.tasks or (caller is not None and not caller.may_run(name)):
+            visible = sorted(t for t in service.tasks if caller is None or caller.may_run(t))
+            raise ServiceError(404, "unknown_task", f"no task named {name!r}", f"tasks: {', '.join(visible)}")
         items = body.items()
         check_batch(items)
         start = time.perf_counter()
-        outcomes = await with_deadline(service.config.limits.deadline_s, service.extract(name, items))
+        outcomes = await with_deadline(service.config.limits.deadline_s, service.extract(name, items, caller))
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
         results = [o.body for o in outcomes]
         if body.input is not None:
@@ -136,11 +145,11 @@ def create_app(service: Service) -> FastAPI:
                              "errors": sum("error" in r for r in results),
                              "cost_usd": _sum_cost(results)})
 
-    async def route(body: Batch) -> dict[str, Any]:
+    async def route(body: Batch, request: Request) -> dict[str, Any]:
         items = body.items()
         check_batch(items)
         start = time.perf_counter()
-        routes = await with_deadline(service.config.limits.deadline_s, service.route(items))
+        routes = await with_deadline(service.config.limits.deadline_s, service.route(items, caller=caller_of(request)))
         latency = time.perf_counter() - start
         service.record_route("route", items, routes, latency)
         out = [{"id": it.id, **r.public(), "model": service.model_of(r.target)} for it, r in zip(items, routes)]
@@ -187,6 +196,11 @@ def serve_in_thread(service: Service, host: str = "127.0.0.1", port: int | None 
 def _sum_cost(results: list[dict[str, Any]]) -> float | None:
     costs = [r["cost_usd"] for r in results if r.get("cost_usd") is not None]
     return float(sum(costs)) if costs else None
+
+
+def caller_of(request: Request) -> Caller | None:
+    """The authenticated caller (None when the service has no keys configured)."""
+    return getattr(request.state, "caller", None)
 
 
 def _register_errors(app: FastAPI, service: Service) -> None:

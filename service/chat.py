@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any, AsyncIterator, Literal
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -143,7 +143,8 @@ def check_bounds(service: Service, body: ChatRequest, strings: list[str]) -> Non
 
 def register_chat(app: FastAPI, service: Service) -> None:
     @app.post("/v1/chat/completions", summary=f"OpenAI-compatible chat, model={ROUTER_MODEL!r} routes it")
-    async def chat(body: ChatRequest, x_openfirst_private: str | None = Header(None)) -> Any:
+    async def chat(body: ChatRequest, request: Request, x_openfirst_private: str | None = Header(None)) -> Any:
+        caller = getattr(request.state, "caller", None)
         if body.model != ROUTER_MODEL:
             raise ServiceError(404, "model_not_found", f"unknown model {body.model!r}",
                                f"use model={ROUTER_MODEL!r}; the router picks the local or the frontier model")
@@ -158,13 +159,23 @@ def register_chat(app: FastAPI, service: Service) -> None:
         item = Item(users[-1], private=private)
         start = time.perf_counter()
         deadline = service.config.limits.deadline_s
-        route = (await with_deadline(deadline, service.route([item], extra_texts=[strings])))[0]
+        route = (await with_deadline(deadline, service.route([item], extra_texts=[strings], caller=caller)))[0]
         params = {k: getattr(body, k) for k in PASSED_ON if getattr(body, k) is not None}
         messages = sent["messages"]  # the checked request, and nothing else, is what is sent
-        if body.stream:
-            return await _stream(service, item, route, messages, params, start)
-        response, route = await with_deadline(deadline, _open(service, item, route, messages, params, start))
-        meta = _meta(route, response.get("model"), start, _cost(service, route.target, response.get("usage")))
+        spend = Spend(service, caller, sum(len(x.encode("utf-8")) + 4 for x in strings) + 16 * len(messages),
+                      params)
+        route = spend.admit(route)
+        try:
+            if body.stream:
+                return await _stream(service, item, route, messages, params, start, spend)
+            response, route = await with_deadline(deadline, _open(service, item, route, messages, params, start,
+                                                                  spend=spend))
+        except BaseException:
+            spend.settle(None)
+            raise
+        cost = _cost(service, route.target, response.get("usage"))
+        spend.settle(cost if route.target == "frontier" else 0.0)
+        meta = _meta(route, response.get("model"), start, cost)
         service.record_route("chat", [item], [route], meta["latency_ms"] / 1000,
                              [{"model": meta["model"], "latency_ms": meta["latency_ms"], "cost_usd": meta["cost_usd"]}])
         service.metrics.generation(route.target, meta["latency_ms"] / 1000, response.get("usage") or {},
@@ -172,20 +183,62 @@ def register_chat(app: FastAPI, service: Service) -> None:
         return JSONResponse({**response, "openfirst": meta}, headers=_headers(meta))
 
 
+class Spend:
+    """One chat request's frontier spend against its caller's budget: reserved at the worst case before a
+    frontier call (and `max_tokens` set so the bound holds), settled with the real cost after."""
+
+    def __init__(self, service: Service, caller: Any, prompt_bytes: int, params: dict[str, Any]):
+        self.service, self.caller, self.params = service, caller, params
+        self.max_tokens = min(params.get("max_completion_tokens") or params.get("max_tokens")
+                              or service.config.limits.max_output_tokens, service.config.limits.max_output_tokens)
+        self.prompt_bytes = prompt_bytes
+        self.reserved = 0.0
+
+    def admit(self, route: Route) -> Route:
+        if route.target != "frontier" or "frontier" not in self.service.backends:
+            return route
+        route, self.reserved = self.service.admit_frontier(
+            self.caller, route, lambda: self.service.worst_case_usd(self.prompt_bytes, self.max_tokens))
+        return route
+
+    def frontier_params(self) -> dict[str, Any]:
+        """What a frontier call sends: max_tokens always set, so the reserved worst case is a bound."""
+        out = {k: v for k, v in self.params.items() if k != "max_completion_tokens"}
+        return {**out, "max_tokens": self.max_tokens}
+
+    def settle(self, cost_usd: float | None) -> None:
+        """Book the frontier cost (None: unknown, e.g. the call was cut off: the reservation is booked)."""
+        if self.reserved:
+            self.service.settle(self.caller, self.reserved, self.reserved if cost_usd is None else cost_usd)
+            self.reserved = 0.0
+
+
 async def _open(service: Service, item: Item, route: Route, messages: list[dict[str, Any]],
-                params: dict[str, Any], start: float, stream: bool = False) -> tuple[Any, Route]:
+                params: dict[str, Any], start: float, stream: bool = False, spend: Spend | None = None
+                ) -> tuple[Any, Route]:
     """The chosen backend's completion (or open stream); on failure, the other backend's where fallback allows
-    it. A failure that ends the request is logged and raised."""
+    it (and, to the frontier, where the caller's budget does). A failure that ends the request is logged and
+    raised."""
     try:
-        return await _call(service, route.target, messages, params, stream), route
+        return await _call(service, route.target, messages, _params_for(route, params, spend), stream), route
     except CompilerError as exc:
-        if not service.may_fall_back(route):
+        if not service.may_fall_back(route, spend.caller if spend else None):
             raise _failed(service, item, route, exc, start) from None
         fallback = route.fall_back(type(exc).__name__)
+        if spend is not None and fallback.target == "frontier":
+            spend.settle(0.0)
+            moved = spend.admit(fallback)
+            if moved.target != "frontier":
+                raise _failed(service, item, route, exc, start) from None
+        params = _params_for(fallback, params, spend)
         try:
             return await _call(service, fallback.target, messages, params, stream), fallback
         except CompilerError as exc2:
             raise _failed(service, item, fallback, exc2, start) from None
+
+
+def _params_for(route: Route, params: dict[str, Any], spend: Spend | None) -> dict[str, Any]:
+    return spend.frontier_params() if spend is not None and route.target == "frontier" else params
 
 
 def _failed(service: Service, item: Item, route: Route, exc: CompilerError, start: float) -> CompilerError:
@@ -240,11 +293,12 @@ def _usage(gen: Any) -> dict[str, int]:
 
 
 async def _stream(service: Service, item: Item, route: Route, messages: list[dict[str, Any]],
-                  params: dict[str, Any], start: float) -> StreamingResponse:
+                  params: dict[str, Any], start: float, spend: Spend) -> StreamingResponse:
     """Server-sent events. The stream is opened (with fallback) before the response starts, so a backend that
     is down still gets a JSON error status; a failure mid-stream ends it with an error event."""
     chunks, route = await with_deadline(service.config.limits.deadline_s,
-                                        _open(service, item, route, messages, params, start, stream=True))
+                                        _open(service, item, route, messages, params, start, stream=True,
+                                              spend=spend))
     meta = _meta(route, service.model_of(route.target), start, None)
 
     async def events() -> AsyncIterator[bytes]:
@@ -263,6 +317,7 @@ async def _stream(service: Service, item: Item, route: Route, messages: list[dic
             yield f"data: {json.dumps({'error': error_body(exc)})}\n\n".encode()
         yield b"data: [DONE]\n\n"
         cost = _cost(service, route.target, usage)
+        spend.settle((cost if usage else None) if route.target == "frontier" else 0.0)
         latency = time.perf_counter() - start
         outcome = {"model": meta["model"], "latency_ms": latency * 1000, "cost_usd": cost}
         if error is not None:

@@ -11,7 +11,25 @@ from pathlib import Path
 from openfirst.core.errors import ConfigError
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def register(sub) -> None:
+    k = sub.add_parser("keys", help="API keys for `openfirst serve`")
+    ksub = k.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    c = ksub.add_parser("create", help="print a new key once, and the [[auth.keys]] entry (its hash) to add")
+    c.add_argument("--name", required=True, help="who holds the key (shown in logs)")
+    c.add_argument("--tasks", nargs="+", default=None, metavar="TASK", help="tasks it may use (default: all)")
+    c.add_argument("--endpoints", nargs="+", default=None, metavar="ENDPOINT",
+                   help="endpoints it may use: extract route chat tasks models metrics health "
+                        "(default: extract chat tasks models)")
+    c.add_argument("--no-frontier", action="store_true", help="its requests never reach the frontier")
+    c.add_argument("--rate-per-minute", type=int, default=600, help="requests per minute (default 600)")
+    c.add_argument("--budget", type=float, default=None, metavar="USD", help="frontier USD per UTC day")
+    c.add_argument("--over-budget", choices=["local", "reject"], default="local",
+                   help="past the budget: stay local (default) or answer 429")
+    c.set_defaults(handler=cmd_keys_create)
+
     s = sub.add_parser("serve", help="serve compiled tasks over HTTP, routed per request (FastAPI + uvicorn)")
     s.add_argument("--config", type=Path, default=Path("openfirst.toml"), help="TOML config (default: openfirst.toml)")
     s.add_argument("--host", default=None, help="default: serve.host in the config (127.0.0.1)")
@@ -30,13 +48,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServiceConfig.from_file(args.config)
+    host = args.host or config.serve.host
+    if not config.auth.keys:
+        if host not in LOOPBACK:
+            raise ConfigError(f"no API keys configured: refusing to serve without authentication on {host}",
+                              hint="add [[auth.keys]] entries (openfirst keys create --name NAME), or serve on 127.0.0.1")
+        logging.getLogger("openfirst.service").warning(
+            "no API keys configured: serving WITHOUT authentication, on loopback (%s) only", host)
     service = Service.from_config(config)
     logging.getLogger("openfirst.service").info("serving %s", json.dumps(service.describe()))
     if args.check:
         print(json.dumps(service.describe(), indent=2))
         return 0
     try:
-        uvicorn.run(create_app(service), host=args.host or config.serve.host, port=args.port or config.serve.port,
+        uvicorn.run(create_app(service), host=host, port=args.port or config.serve.port,
                     log_level=args.log_level, timeout_graceful_shutdown=10)
     finally:
         service.close()
@@ -84,4 +109,27 @@ def cmd_eval_decisions(args: argparse.Namespace) -> int:
     if report["drift"]["warning"]:
         print(f"openfirst: warning: {report['drift']['warning']}", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else markdown_summary(report, f"decisions in {args.decisions}"))
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    """Print a new key (shown this once) and the TOML entry with its hash."""
+    from pydantic import ValidationError
+
+    from openfirst.core.errors import describe_validation_error
+    from openfirst.service.auth import KeySettings, key_hash, new_key
+
+    key = new_key()
+    fields = {"name": args.name, "sha256": key_hash(key), "tasks": args.tasks, "frontier": not args.no_frontier,
+              "rate_per_minute": args.rate_per_minute, "frontier_budget_usd_per_day": args.budget,
+              "over_budget": args.over_budget}
+    if args.endpoints is not None:
+        fields["endpoints"] = args.endpoints
+    try:
+        entry = KeySettings(**fields)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid key settings: {describe_validation_error(exc)}") from None
+    lines = ["[[auth.keys]]"] + [f"{k} = {json.dumps(v)}" for k, v in entry.model_dump().items() if v is not None]
+    print(f"API key for {args.name} (shown once, store it now): {key}", file=sys.stderr)
+    print("\n".join(lines))
     return 0

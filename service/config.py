@@ -18,6 +18,7 @@ from openfirst.compiler.backends.pricing import Price
 from openfirst.compiler.program import ProgramOptions
 from openfirst.compiler.settings import EndpointSettings
 from openfirst.core.errors import ConfigError, describe_validation_error
+from openfirst.service.auth import AuthSettings
 from openfirst.service.privacy import PHONE_REGIONS
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -160,6 +161,7 @@ class TomlSettings(BaseSettings):
 class ServiceConfig(TomlSettings):
     """The one schema of `openfirst.toml`."""
 
+    auth: AuthSettings = AuthSettings()
     tasks: dict[str, str] = Field(default_factory=dict, description="name -> module:Class or file.py:Class")
     local: LocalSettings = TransformersLocal(kind="transformers")
     frontier: EndpointSettings | None = None
@@ -194,6 +196,9 @@ class ServiceConfig(TomlSettings):
             config.router.calibration = str(base / cal)
         if config.log.decisions is not None and not config.log.decisions.is_absolute():
             config.log.decisions = base / config.log.decisions
+        unknown = sorted({t for k in config.auth.keys for t in k.tasks or ()} - set(config.tasks))
+        if unknown:
+            raise ConfigError(f"invalid configuration in {path}: auth.keys name unknown tasks {unknown}")
         unknown = sorted(set(config.privacy.pin_tasks) - set(config.tasks))
         if unknown:
             raise ConfigError(f"invalid configuration in {path}: privacy.pin_tasks names unknown tasks {unknown}")

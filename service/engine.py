@@ -14,10 +14,11 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from openfirst.compiler.program import Failure, Program, Result
 from openfirst.service.routed import OTHER, RoutedProgram
+from openfirst.service.auth import Authenticator, Caller, FrontierBudgetExceeded
 from openfirst.service.batching import BatchingRouter
 from openfirst.service.config import ServiceConfig
 from openfirst.service.metrics import ServiceMetrics
@@ -35,7 +36,7 @@ class Route:
     """Where one input goes and why."""
 
     target: str
-    decided_by: str  # router | privacy | default | fallback
+    decided_by: str  # router | privacy | default | fallback | policy (the key may not use the frontier) | budget
     p_success: float | None = None
     score: float | None = None
     threshold: float | None = None
@@ -84,6 +85,12 @@ class Service:
             router.threshold = float(config.router.threshold)
         if router is not None and config.router.frontier_share is not None:
             router.threshold = calibrate(router, config.router.calibration, config.router.frontier_share)
+        self.auth = Authenticator(config.auth)
+        frontier_price = getattr(backends.get("frontier"), "price", None)
+        if frontier_price is None and "frontier" in backends and any(
+                k.frontier_budget_usd_per_day is not None for k in config.auth.keys):
+            raise ConfigError("a key has a frontier budget but the frontier has no price",
+                              hint="set [frontier] price = { input_per_mtok = ..., output_per_mtok = ... }")
         self.privacy = PrivacyRules(config.privacy.detectors, config.privacy.patterns, config.privacy.pin_tasks,
                                     config.privacy.phone_regions)
         self.metrics = ServiceMetrics()
@@ -154,9 +161,10 @@ class Service:
 
     # -- routing ---------------------------------------------------------------------------------
     async def route(self, items: Sequence[Item], task: str | None = None,
-                    extra_texts: Sequence[Sequence[str]] | None = None) -> list[Route]:
+                    extra_texts: Sequence[Sequence[str]] | None = None, caller: Caller | None = None) -> list[Route]:
         """Decide each input's target. `extra_texts[i]`: more text of input i checked by the privacy rules
-        (e.g. a chat's earlier messages) but not routed on."""
+        (e.g. a chat's earlier messages) but not routed on. A caller whose key may not use the frontier stays
+        local (`decided_by: policy`)."""
         routes: list[Route | None] = [None] * len(items)
         ask = []
         texts = [[item.text, *(extra_texts[i] if extra_texts else ())] for i, item in enumerate(items)]
@@ -183,22 +191,83 @@ class Service:
                 routes[i] = Route(d.target, "router", d.p_success, d.score, d.threshold, d.reason)
                 if d.target == "frontier" and stay:
                     routes[i] = Route("local", "default", d.p_success, d.score, d.threshold, f"{d.reason}; {stay}")
+        if caller is not None and not caller.settings.frontier:
+            for i, r in enumerate(routes):
+                if r is not None and r.target == "frontier":
+                    routes[i] = Route("local", "policy", r.p_success, r.score, r.threshold,
+                                      f"{r.reason}; key {caller.name!r} may not use the frontier")
         return routes  # type: ignore[return-value]
 
+    # -- frontier spend ---------------------------------------------------------------------------
+    def worst_case_usd(self, prompt_bytes: int, max_tokens: int, attempts: int = 1) -> float:
+        """An upper bound of a frontier call's cost: every prompt byte a token, `max_tokens` out, per attempt
+        (a validation retry also sends back the previous answer and the error)."""
+        price = self.backends["frontier"].price
+        return sum(price.cost(prompt_bytes + a * (2 * max_tokens + 1000), max_tokens) for a in range(attempts))
+
+    def admit_frontier(self, caller: Caller | None, route: Route, worst_case_usd: Callable[[], float]
+                       ) -> tuple[Route, float]:
+        """Reserve the worst case against the caller's budget: (the route, USD reserved). Past the budget the
+        route turns local (`decided_by: budget`), or FrontierBudgetExceeded is raised, by the key's policy."""
+        if caller is None or caller.ledger.budget is None or route.target != "frontier":
+            return route, 0.0
+        worst = worst_case_usd()
+        if caller.ledger.reserve(worst):
+            return route, worst
+        if caller.settings.over_budget == "reject":
+            raise FrontierBudgetExceeded(f"key {caller.name!r} has spent its frontier budget for today",
+                                         hint="retry tomorrow (UTC) or ask for a larger budget")
+        return Route("local", "budget", route.p_success, route.score, route.threshold,
+                     f"{route.reason}; key {caller.name!r} is over its frontier budget"), 0.0
+
+    @staticmethod
+    def settle(caller: Caller | None, reserved_usd: float, cost_usd: float | None) -> None:
+        if caller is not None and reserved_usd:
+            caller.ledger.settle(reserved_usd, cost_usd or 0.0)
+
+    def _extract_worst_case(self, task_name: str, text: str) -> float:
+        prompt = sum(len(m["content"].encode("utf-8", "surrogatepass")) + 16
+                     for m in self.tasks[task_name].messages(text, []))
+        return self.worst_case_usd(prompt, self.config.program.max_tokens, self.config.program.max_retries + 1)
+
     # -- extraction ------------------------------------------------------------------------------
-    async def extract(self, task_name: str, items: Sequence[Item]) -> list[Outcome]:
+    async def extract(self, task_name: str, items: Sequence[Item], caller: Caller | None = None) -> list[Outcome]:
         """Route and run each input; one Outcome per input (its JSON body has an `output` or an `error`)."""
         start = time.perf_counter()
-        routes = await self.route(items, task_name)
+        routes = await self.route(items, task_name, caller=caller)
+        reserved = [0.0] * len(items)
+        try:
+            for i, r in enumerate(routes):
+                if r.target == "frontier":
+                    routes[i], reserved[i] = self.admit_frontier(
+                        caller, r, lambda: self._extract_worst_case(task_name, items[i].text))
+        except FrontierBudgetExceeded:
+            for amount in reserved:
+                self.settle(caller, amount, 0.0)
+            raise
+
+        def fall_back(i: int, failure: Failure) -> bool:
+            if not self.may_fall_back(routes[i], caller):
+                return False
+            if routes[i].target == "local":  # to the frontier: it must fit the budget too
+                moved, reserved[i] = self.admit_frontier(
+                    caller, Route("frontier", "fallback"), lambda: self._extract_worst_case(task_name, items[i].text))
+                return moved.target == "frontier"
+            return True
+
         try:
             done = await self.programs[task_name].arun_many(
-                [item.text for item in items], [r.target for r in routes],
-                may_fall_back=lambda i, failure: self.may_fall_back(routes[i]),
+                [item.text for item in items], [r.target for r in routes], may_fall_back=fall_back,
                 on_outcome=lambda target, r: self.metrics.generation(target, r.latency_s, r.usage, r.cost_usd))
         except asyncio.CancelledError:  # the request's deadline: the decisions are still logged
+            for amount in reserved:
+                self.settle(caller, amount, amount)  # the calls may have been billed: book the worst case
             cut = {"error": {"type": "deadline_exceeded"}, "model": None, "cost_usd": None}
             self._record("extract", task_name, items, routes, [cut] * len(items), time.perf_counter() - start)
             raise
+        for i, d in enumerate(done):
+            frontier_run = d.outcome if d.target == "frontier" else d.first if d.fallback_from == "frontier" else None
+            self.settle(caller, reserved[i], frontier_run.cost_usd if frontier_run is not None else 0.0)
         for i, d in enumerate(done):
             if d.fallback_from is not None:
                 routes[i] = routes[i].fall_back(type(d.fallback_error).__name__)
@@ -208,11 +277,12 @@ class Service:
         return [Outcome(body, d.outcome.error if isinstance(d.outcome, Failure) else None)
                 for body, d in zip(out, done)]
 
-    def may_fall_back(self, route: Route) -> bool:
+    def may_fall_back(self, route: Route, caller: Caller | None = None) -> bool:
         r = self.config.routing
         if route.target == "local":
             return r.fallback_local_to_frontier and not route.pinned and "frontier" in self.backends \
-                and route.decided_by != "default"
+                and route.decided_by not in ("default", "policy", "budget") \
+                and (caller is None or caller.settings.frontier)
         return r.fallback_frontier_to_local
 
     def _outcome(self, item: Item, route: Route, outcome: Result | Failure, fallback_from: str | None

@@ -9,6 +9,7 @@ from typing import Any, Awaitable, TypeVar
 from openfirst.compiler.errors import (BackendError, DeadlineExceeded, IncompleteOutput, OutputValidationError, RateLimited,
                              Refusal, TaskSpecError)
 from openfirst.core.errors import ConfigError, OpenFirstError
+from openfirst.service.auth import FrontierBudgetExceeded
 
 T = TypeVar("T")
 
@@ -22,6 +23,8 @@ def status_for(error: BaseException | type[BaseException]) -> int:
     kind = error if isinstance(error, type) else type(error)
     if issubclass(kind, DeadlineExceeded):
         return 504
+    if issubclass(kind, FrontierBudgetExceeded):
+        return 429
     if issubclass(kind, RateLimited):
         return 503
     if issubclass(kind, (BackendError, OutputValidationError, IncompleteOutput, Refusal)):

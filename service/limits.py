@@ -35,9 +35,10 @@ def endpoint_label(scope: Scope) -> str:
 
 class LimitsMiddleware:
     def __init__(self, app: Any, *, max_body_bytes: int, max_concurrency: int, queue_timeout_s: float,
-                 metrics: ServiceMetrics):
+                 metrics: ServiceMetrics, body_timeout_s: float = 10.0):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.queue_timeout_s = queue_timeout_s
         self.metrics = metrics
         self._slots = asyncio.Semaphore(max_concurrency)
@@ -57,6 +58,10 @@ class LimitsMiddleware:
         limited = scope["path"].startswith(LIMITED_PREFIX)
         acquired = False
         try:
+            # the whole body first, within body_timeout_s: a slow sender never holds a concurrency slot
+            body = await self._read_body(scope, receive, send_watch)
+            if body is None:
+                return
             if limited:
                 try:
                     await asyncio.wait_for(self._slots.acquire(), self.queue_timeout_s or 1e-9)
@@ -67,9 +72,6 @@ class LimitsMiddleware:
                         {"Retry-After": "1"})
                     return
                 self.metrics.in_flight.inc()
-            body = await self._read_body(scope, receive, send_watch)
-            if body is None:
-                return
             await self.app(scope, _replay(body, receive), send_watch)
         finally:
             if acquired:
@@ -90,8 +92,15 @@ class LimitsMiddleware:
             await send_json(send, 413, too_big, {"Connection": "close"})
             return None
         chunks, size = [], 0
+        deadline = time.monotonic() + self.body_timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 1e-3))
+            except asyncio.TimeoutError:
+                await send_json(send, 408, error_json("body_timeout", f"the request body did not arrive within "
+                                                      f"{self.body_timeout_s:g} s", "send the body at once"),
+                                {"Connection": "close"})
+                return None
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")

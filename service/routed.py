@@ -27,6 +27,7 @@ class Routed:
     outcome: Result | Failure
     fallback_from: Target | None = None
     fallback_error: Exception | None = None
+    first: Result | Failure | None = None  # the failed first run, when it fell back
 
 
 class RoutedProgram:
@@ -58,7 +59,7 @@ class RoutedProgram:
             moved = [OTHER[r.target] if i in first else r.target for i, r in enumerate(out)]
             await self._run(texts, moved, retry, out, on_outcome)
             for i, was in first.items():
-                out[i].fallback_from, out[i].fallback_error = was.target, was.outcome.error
+                out[i].fallback_from, out[i].fallback_error, out[i].first = was.target, was.outcome.error, was.outcome
         return out  # type: ignore[return-value]
 
     def run_many(self, texts: Sequence[str], targets: Sequence[Target],
