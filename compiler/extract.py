@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,43 +30,85 @@ def read_inputs(path: Path, text_field: str = "text") -> Iterator[tuple[int, Any
 
 
 def done_ids(path: Path) -> set[str]:
-    """Ids already present in an output file (a torn last line from a crash is ignored)."""
+    """Ids already present in an output file (its tail repaired first, bytes decoded with replacement)."""
     ids: set[str] = set()
     if not path.exists():
         return ids
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             try:
-                ids.add(json.dumps(json.loads(line)["id"]))
+                ids.add(id_key(json.loads(line)["id"]))
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue
     return ids
 
 
+def id_key(rid: Any) -> str:
+    """One id's identity in the output: its JSON text (1 and "1" are different ids)."""
+    return json.dumps(rid, sort_keys=True)
+
+
+def check_ids(rows: list[tuple[int, Any, str | None, str | None]]) -> None:
+    """Refuse repeated ids, and ids that differ only in type (1 and "1"), with their line numbers."""
+    lines: dict[str, list[int]] = {}
+    for lineno, rid, _, _ in rows:
+        lines.setdefault(str(rid), []).append(lineno)
+    by_key: dict[str, set[str]] = {}
+    for lineno, rid, _, _ in rows:
+        by_key.setdefault(str(rid), set()).add(id_key(rid))
+    problems = [f"id {name!r} at lines {', '.join(map(str, at))}"
+                + (" (written as different JSON types)" if len(by_key[name]) > 1 else "")
+                for name, at in lines.items() if len(at) > 1]
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; ... and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise TaskSpecError(f"the input has repeated or ambiguous ids: {shown}",
+                            hint="give every record a unique id; results are matched to inputs by id")
+
+
 def run_extraction(program: Program, input_path: Path, output_path: Path, text_field: str = "text",
                    batch_size: int = 8, show_progress: bool = True) -> dict[str, int]:
+    """Extract every input not yet in the output, appending one JSON line per input. Resumable: a crash's torn
+    tail is repaired and finished ids are skipped. One run at a time per output file (an exclusive lock)."""
     if not input_path.exists():
         raise TaskSpecError(f"input file {input_path} does not exist")
-    seen = done_ids(output_path)
-    todo = [row for row in read_inputs(input_path, text_field) if json.dumps(row[1]) not in seen]
-    counts = {"skipped_done": len(seen), "ok": 0, "error": 0}
+    rows = list(read_inputs(input_path, text_field))
+    check_ids(rows)
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    _repair_tail(output_path)
-    with open(output_path, "a", encoding="utf-8") as out, \
-            tqdm(total=len(todo), desc="extract", unit="doc", disable=not show_progress) as bar:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            runnable = [r for r in batch if r[2] is not None]
-            results = dict(zip((r[1] if isinstance(r[1], str) else json.dumps(r[1]) for r in runnable),
-                               program.run_many([r[2] for r in runnable]))) if runnable else {}
-            for lineno, rid, text, error in batch:
-                key = rid if isinstance(rid, str) else json.dumps(rid)
-                rec = _record(rid, results.get(key), error, lineno)
-                counts["ok" if "output" in rec else "error"] += 1
-                out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            out.flush()
-            bar.update(len(batch))
+    with exclusive(output_path):
+        repair_tail(output_path)
+        seen = done_ids(output_path)
+        todo = [row for row in rows if id_key(row[1]) not in seen]
+        counts = {"skipped_done": len(rows) - len(todo), "ok": 0, "error": 0}
+        with open(output_path, "a", encoding="utf-8") as out, \
+                tqdm(total=len(todo), desc="extract", unit="doc", disable=not show_progress) as bar:
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                runnable = [i for i, r in enumerate(batch) if r[2] is not None]
+                results = dict(zip(runnable, program.run_many([batch[i][2] for i in runnable]))) if runnable else {}
+                for i, (lineno, rid, text, error) in enumerate(batch):
+                    rec = _record(rid, results.get(i), error, lineno)
+                    counts["ok" if "output" in rec else "error"] += 1
+                    out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                out.flush()
+                bar.update(len(batch))
     return counts
+
+
+@contextlib.contextmanager
+def exclusive(output_path: Path) -> Iterator[None]:
+    """An exclusive lock on `output_path` (a sibling `.lock` file): a second run stops with a clear error."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(output_path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise TaskSpecError(f"another `openfirst extract` is writing to {output_path}",
+                            hint="wait for it to finish, or write to another file") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _record(rid: Any, result, input_error: str | None, lineno: int) -> dict[str, Any]:
@@ -79,10 +122,22 @@ def _record(rid: Any, result, input_error: str | None, lineno: int) -> dict[str,
     return {**base, "output": output}
 
 
-def _repair_tail(path: Path) -> None:
-    """Drop a torn final line (no newline) left by a crash, so appends stay line-aligned."""
+def repair_tail(path: Path) -> None:
+    """A crash can leave a last line without its newline. A complete record there is kept (its newline added);
+    a torn one (not valid JSON, or cut inside a multi-byte character) is dropped, so appends stay line-aligned."""
     if not path.exists() or path.stat().st_size == 0:
         return
     data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
+    if data.endswith(b"\n"):
+        return
+    head, _, last = data.rpartition(b"\n")
+    try:
+        complete = isinstance(json.loads(last.decode("utf-8")), dict)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        complete = False
+    with open(path, "r+b") as fh:
+        if complete:
+            fh.seek(0, 2)
+            fh.write(b"\n")
+        else:
+            fh.truncate(len(head) + 1 if head or data.startswith(b"\n") else 0)

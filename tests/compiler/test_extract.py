@@ -1,10 +1,19 @@
 """`openfirst extract`: resumable batch extraction, typed errors inline."""
 
 import json
+import random
+import subprocess
+import sys
+import time
 
 import pytest
 
 from openfirst.cli import main
+from openfirst.compiler.backends.fake import ScriptedBackend
+from openfirst.compiler.errors import TaskSpecError
+from openfirst.compiler.extract import exclusive, run_extraction
+from openfirst.compiler.program import Program, ProgramOptions
+from openfirst.compiler.task import compile_json_schema
 
 
 @pytest.mark.slow
@@ -33,3 +42,91 @@ def test_extract_cli_is_resumable(tiny_model_dir, tmp_path, capsys):
     assert by_id[3]["error"]["type"] == "InputError" and "body" in by_id[3]["error"]["message"]
     assert main(argv) == 0  # nothing left to do
     assert json.loads(capsys.readouterr().out)["skipped_done"] == 4
+
+
+# -- resume safety, on a scripted FAKE backend (fast) ---------------------------------------------------------------
+
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}, "note": {"type": "string"}}, "required": ["n"]}
+
+
+def scripted_program():
+    task = compile_json_schema(SCHEMA, "Count.")
+    return Program(task, ScriptedBackend(['{"n":1,"note":"é😀"}'], cycle=True), ProgramOptions(max_retries=0))
+
+
+def write_inputs(path, n):
+    path.write_text("".join(json.dumps({"id": f"r{i}", "text": f"text {i}"}) + "\n" for i in range(n)))
+
+
+def ids_once(path, n):
+    lines = path.read_bytes().decode("utf-8").splitlines()
+    ids = [json.loads(x)["id"] for x in lines]
+    return sorted(ids) == sorted(f"r{i}" for i in range(n))
+
+
+def test_a_crash_at_any_byte_then_a_rerun_gives_every_id_exactly_once(tmp_path):
+    write_inputs(tmp_path / "in.jsonl", 12)
+    full = tmp_path / "full.jsonl"
+    run_extraction(scripted_program(), tmp_path / "in.jsonl", full, show_progress=False)
+    data = full.read_bytes()
+    rng = random.Random(0)
+    for cut in sorted(rng.sample(range(len(data)), 40)) + [len(data) - 1]:  # mid-line, mid-character, before \n
+        out = tmp_path / f"out-{cut}.jsonl"
+        out.write_bytes(data[:cut])
+        run_extraction(scripted_program(), tmp_path / "in.jsonl", out, show_progress=False)
+        assert ids_once(out, 12), cut
+
+
+def test_a_second_run_on_the_same_output_stops_with_a_clear_error(tmp_path):
+    write_inputs(tmp_path / "in.jsonl", 2)
+    out = tmp_path / "out.jsonl"
+    with exclusive(out):  # another run holds the output
+        with pytest.raises(TaskSpecError, match="another `openfirst extract` is writing"):
+            run_extraction(scripted_program(), tmp_path / "in.jsonl", out, show_progress=False)
+    assert not out.exists() or out.read_text() == ""
+
+
+def test_repeated_or_ambiguous_ids_are_refused_with_line_numbers(tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "a"}\n{"id": "1", "text": "b"}\n{"id": "x", "text": "c"}\n'
+                                       '{"id": "x", "text": "d"}\n')
+    with pytest.raises(TaskSpecError) as err:
+        run_extraction(scripted_program(), tmp_path / "in.jsonl", tmp_path / "out.jsonl", show_progress=False)
+    assert "'1' at lines 1, 2 (written as different JSON types)" in err.value.message
+    assert "'x' at lines 3, 4" in err.value.message and not (tmp_path / "out.jsonl").exists()
+
+
+KILLABLE = """
+import sys
+from pathlib import Path
+from openfirst.compiler.backends.fake import ScriptedBackend
+from openfirst.compiler.extract import run_extraction
+from openfirst.compiler.program import Program, ProgramOptions
+from openfirst.compiler.task import compile_json_schema
+
+task = compile_json_schema({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}, "n")
+backend = ScriptedBackend(['{"n":1}'], cycle=True)
+slow = backend.generate
+backend.generate = lambda *a, **k: (__import__("time").sleep(0.01), slow(*a, **k))[1]
+run_extraction(Program(task, backend, ProgramOptions(max_retries=0)), Path(sys.argv[1]), Path(sys.argv[2]),
+               batch_size=1, show_progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_killed_at_random_points_and_rerun_concurrently(tmp_path):
+    """Real processes killed with SIGKILL mid-run, reruns started two at a time: every id exactly once."""
+    write_inputs(tmp_path / "in.jsonl", 150)
+    out = tmp_path / "out.jsonl"
+    argv = [sys.executable, "-c", KILLABLE, str(tmp_path / "in.jsonl"), str(out)]
+    rng = random.Random(1)
+    for _ in range(4):
+        proc = subprocess.Popen(argv)
+        time.sleep(rng.uniform(1.5, 3.0))
+        proc.kill()
+        proc.wait()
+    pair = [subprocess.Popen(argv, stderr=subprocess.PIPE) for _ in range(2)]
+    results = [(p.wait(), p.stderr.read().decode()) for p in pair]
+    assert sorted(code for code, _ in results)[0] == 0  # one finished; the other stopped at the lock or found nothing
+    assert all(code == 0 or "another `openfirst extract`" in err for code, err in results)
+    subprocess.run(argv, check=True)
+    assert ids_once(out, 150)

@@ -35,3 +35,14 @@ def test_real_minilm_embeds_once_then_reads_the_cache(tmp_path):
     again = Embedder(DEFAULT_MODEL, cache=EmbeddingCache(tmp_path / "e.sqlite"), show_progress=False)
     np.testing.assert_array_equal(again.encode(["Name a prime."]), a[1:])
     assert again._model is None  # served from the cache: the model never loaded
+
+
+def test_model_input_is_bounded_and_leaves_ordinary_text_alone():
+    emb = Embedder(DEFAULT_MODEL, use_cache=False)
+    emb._model = type("Fake", (), {"max_seq_length": 4})()  # FAKE model: only its max_seq_length is read
+    assert emb.model_input("a  b\n c") == "a  b\n c"  # short: as written
+    long = ("word   " * 1000) + "tail"
+    cut = emb.model_input(long)
+    assert len(cut) <= 4 * 101 and cut.startswith("word word") and "  " not in cut
+    huge = " " * 900_000 + "x " * 10
+    assert emb.model_input(huge).startswith("x x")  # whitespace is skipped, not counted

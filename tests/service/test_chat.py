@@ -1,5 +1,7 @@
 """The OpenAI-compatible chat endpoint in process (httpx over ASGI) on scripted FAKE in-process backends."""
 
+import json
+
 import pytest
 
 from openfirst.compiler.backends.fake import ScriptedBackend
@@ -121,3 +123,13 @@ def test_bounds_are_checked_before_work(tmp_path):
                content=b'{"model": "openfirst-router", "messages": [{"role": "user", "content": "a"}], '
                        b'"presence_penalty": NaN}')
     assert nan.status_code == 422
+
+
+def test_a_chat_cut_off_by_its_deadline_is_still_logged(tmp_path):
+    slow = ScriptedBackend(["late"], cycle=True, delay_s=1.0)
+    service = fake_service(tmp_path, slow, limits={"deadline_s": 0.2})
+    r = chat(service, {"role": "user", "content": "refund my order 1"})
+    assert r.status_code == 504
+    service.close()
+    logged = [json.loads(x) for x in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    assert logged[-1]["endpoint"] == "chat" and logged[-1]["ok"] is False and logged[-1]["error"] == "deadline_exceeded"
