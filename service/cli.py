@@ -47,6 +47,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from openfirst.service.engine import Service
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "openai"):  # their INFO and DEBUG lines carry full URLs with credentials
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     config = ServiceConfig.from_file(args.config)
     host = args.host or config.serve.host
     if not config.auth.keys:

@@ -26,6 +26,7 @@ from openfirst.service.privacy import PrivacyRules
 from openfirst.compiler.task import CompiledTask, load_task
 from openfirst.service.decision_log import DecisionLog
 from openfirst.core.errors import ConfigError, OpenFirstError
+from openfirst.core.redact import redact_url
 
 log = logging.getLogger("openfirst.service")
 LARGE_TEXT = 50_000  # characters checked by the privacy rules off the event loop
@@ -355,7 +356,8 @@ def local_backend(config: ServiceConfig) -> Any:
 def _describe(backend: Any) -> dict[str, Any] | None:
     if backend is None:
         return None
-    return {"name": backend.name, "model": backend.model_name, "base_url": getattr(backend, "base_url", None)}
+    return {"name": backend.name, "model": backend.model_name,
+            "base_url": redact_url(getattr(backend, "base_url", None))}
 
 
 def error_body(error: BaseException) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from openfirst.compiler.backends.retry import RetryPolicy, acall_with_retries, c
 from openfirst.compiler.errors import CompilerError, MalformedResponse, Refusal
 from openfirst.compiler.strict import StrictLimits, restore, to_strict
 from openfirst.compiler.task import CompiledTask
+from openfirst.core.redact import redact_url, url_secrets
 
 Flavor = Literal["openai", "vllm", "llama.cpp", "json_schema"]
 
@@ -121,7 +122,7 @@ class OpenAICompatibleBackend(RequestBackend, AsyncBackend):
 
     def __repr__(self) -> str:
         return (f"OpenAICompatibleBackend(name={self.name!r}, model={self.model_name!r}, "
-                f"base_url={self.base_url!r}, flavor={self.flavor!r}, api_key={'***' if self._key else None})")
+                f"base_url={redact_url(self.base_url)!r}, flavor={self.flavor!r}, api_key={'***' if self._key else None})")
 
     @property
     def has_api_key(self) -> bool:
@@ -129,7 +130,7 @@ class OpenAICompatibleBackend(RequestBackend, AsyncBackend):
 
     @property
     def _secrets(self) -> tuple[str, ...]:
-        return (self._key.get_secret_value(),)
+        return (self._key.get_secret_value(), *url_secrets(self.base_url))
 
     def constraint_for(self, task: CompiledTask) -> RequestFormat:
         return request_format(task, self.flavor, self.limits)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import random
+import re
 import time
 from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
@@ -20,6 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from openfirst.compiler.errors import (ConnectionFailed, DeadlineExceeded, MalformedResponse, RateLimited, RemoteError,
                              RequestRejected, ServerError)
 from openfirst.core.errors import OpenFirstError
+from openfirst.core.redact import redact
+
+log = logging.getLogger("openfirst.backends")
+SAFE_WORD = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # an error type or code worth passing on, never free text
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 409, 429})
@@ -37,13 +43,6 @@ class RetryPolicy(BaseModel):
     jitter: float = Field(0.5, ge=0.0, le=1.0)
     deadline_s: float = Field(120.0, gt=0.0, le=3600.0, description="overall time for the call, retries included")
     attempt_timeout_s: float = Field(60.0, gt=0.0, le=3600.0, description="time limit of one request")
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
 
 
 def retry_after_s(headers: Any) -> float | None:
@@ -74,8 +73,12 @@ def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[type[Remo
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     if isinstance(exc, openai.APIStatusError) and status is not None:
-        body = redact(str(getattr(exc, "message", exc)), secrets)[:300]
-        msg = f"HTTP {status}: {body}"
+        # the server's own error text is summarised, never passed on: it may echo the key or the prompt
+        log.debug("upstream error body (scrubbed): %s", redact(str(getattr(exc, "message", exc)), secrets)[:300])
+        detail = ", ".join(f"{k} {v}" for k, v in (("type", getattr(exc, "type", None)),
+                                                   ("code", getattr(exc, "code", None))) if isinstance(v, str) and
+                           SAFE_WORD.match(v))
+        msg = f"HTTP {status}" + (f" ({detail})" if detail else "")
         if status == 429:
             return RateLimited, status, retry_after_s(headers), msg
         if status in RETRY_STATUSES or status >= 500:
@@ -84,10 +87,9 @@ def classify(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[type[Remo
     if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError)):
         return ConnectionFailed, None, None, "request timed out"
     if isinstance(exc, (openai.APIConnectionError, ConnectionError)):
-        return ConnectionFailed, None, None, redact(f"connection failed: {exc}", secrets)[:300]
+        return ConnectionFailed, None, None, f"connection failed ({type(exc).__name__})"
     if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError)):
-        return MalformedResponse, status, None, redact(f"malformed response: {type(exc).__name__}: {exc}",
-                                                       secrets)[:300]
+        return MalformedResponse, status, None, f"malformed response ({type(exc).__name__})"
     raise exc
 
 

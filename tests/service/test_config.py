@@ -1,5 +1,7 @@
 """Service configuration: the sample file validates; bad files fail with clear errors."""
 
+import json
+
 import pytest
 
 from openfirst.service.config import ServiceConfig
@@ -53,3 +55,32 @@ def test_environment_overrides_the_file_and_secret_stays_secret(tmp_path, monkey
     assert cfg.router.threshold == 0.7
     assert cfg.frontier.api_key.get_secret_value() == "sk-from-env-123456"
     assert "sk-from-env" not in repr(cfg) and "sk-from-env" not in cfg.model_dump_json()
+
+
+def test_describe_and_check_never_show_secrets_in_urls(tmp_path, capsys):
+    from openfirst.cli import main
+    from openfirst.service.config import ServiceConfig
+    from openfirst.service.engine import Service
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'''
+[tasks]
+support_ticket = "{ROOT}/datasets/tasks/support_ticket.py:SupportTicket"
+[local]
+kind = "server"
+model = "m"
+base_url = "http://ops:sk-local-secret@127.0.0.1:9/v1"
+[frontier]
+model = "f"
+base_url = "http://127.0.0.1:9/v1?api-key=sk-frontier-secret"
+api_key = "sk-header-secret"
+[log]
+decisions = "{tmp_path}/d.jsonl"
+''')
+    service = Service.from_config(ServiceConfig.from_file(config))
+    text = json.dumps(service.describe())
+    assert main(["serve", "--config", str(config), "--check"]) == 0
+    text += capsys.readouterr().out
+    for secret in ("sk-local-secret", "sk-frontier-secret", "sk-header-secret", "ops:"):
+        assert secret not in text, secret
+    assert "api-key=***" in text

@@ -143,7 +143,28 @@ def test_the_api_key_never_appears_in_reprs_errors_or_logs(caplog):
     assert headers["authorization"] == f"Bearer {KEY}"  # it was sent ...
     seen = [repr(p.backend), str(err.value), repr(err.value), err.value.message, caplog.text]
     assert all(KEY not in text for text in seen)  # ... and shown nowhere
-    assert "***" in err.value.message
+    assert "HTTP 401" in err.value.message and "Incorrect" not in err.value.message  # summarised, not echoed
+    assert "***" in caplog.text  # the scrubbed upstream text is only in the debug log
+
+
+def test_secrets_in_the_base_url_are_redacted_and_upstream_text_is_not_echoed(caplog):
+    caplog.set_level(logging.DEBUG)
+    prompt_echo = {"error": {"message": "bad request for user jane.doe@example.com with key sk-url-secret",
+                             "type": "invalid_request_error", "code": "bad thing; DROP TABLE"}}
+    with ScriptedServer([Reply(400, prompt_echo)]) as s:
+        url = s.base_url.replace("http://", "http://admin:sk-url-secret@") + "?api-key=sk-query-secret&v=1"
+        p = program(s)
+        p.backend = OpenAICompatibleBackend("gpt-test", base_url=url, flavor="json_schema", retry=FAST)
+        p = Program(p.task, p.backend, ProgramOptions(max_retries=0))
+        with pytest.raises(RequestRejected) as err:
+            p.run("x")
+    seen = [repr(p.backend), err.value.message, caplog.text]
+    for secret in ("sk-url-secret", "sk-query-secret", "admin:", "jane.doe"):
+        assert all(secret not in text for text in seen[:2]), secret
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("openfirst"))
+    assert "sk-url-secret" not in ours and "sk-query-secret" not in ours  # httpx logs full URLs: serve mutes it
+    assert err.value.message.endswith("HTTP 400 (type invalid_request_error) (attempt 1 of 3)")
+    assert "v=1" in repr(p.backend) and "api-key=***" in repr(p.backend)
 
 
 def test_a_task_strict_mode_cannot_express_fails_before_any_request():
