@@ -28,9 +28,9 @@ def row_format(path: Path) -> str:
     raise ConfigError(f"{path}: unknown log format", hint="use a .jsonl or .csv file (optionally .gz)")
 
 
-def iter_raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """Yield (line number, row or None, parse error or None) for JSONL or CSV."""
-    fmt = row_format(path)
+def iter_raw_rows(path: Path, fmt: str | None = None) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Yield (line number, row or None, parse error or None) for JSONL or CSV (`fmt`: from the name if None)."""
+    fmt = fmt or row_format(path)
     with open_text(path) as fh:
         if fmt == "jsonl":
             for lineno, line in enumerate(fh, 1):

@@ -2,12 +2,15 @@
 checksums) and `arrays.npz` (numeric arrays, loaded with allow_pickle=False).
 
 No pickle, no joblib. A tampered file (checksum mismatch) or an incompatible
-artifact (format version, embedding dimension, unknown family) is refused.
+artifact (format version, embedding dimension, unknown family) is refused. With `$OPENFIRST_ARTIFACT_KEY`
+set, saving signs the checksums (HMAC-SHA256) and loading refuses an artifact whose signature is missing or
+wrong: edits with recomputed checksums are caught too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -41,6 +44,15 @@ def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+def signing_key() -> bytes | None:
+    key = os.environ.get("OPENFIRST_ARTIFACT_KEY")
+    return key.encode() if key else None
+
+
+def _sign(key: bytes, config_sha256: str, arrays_sha256: str) -> str:
+    return hmac.new(key, f"{FORMAT}:{config_sha256}:{arrays_sha256}".encode(), hashlib.sha256).hexdigest()
+
+
 def save_artifact(path: Path | str, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
     """Write atomically: a temporary sibling directory renamed into place."""
     path = Path(path)
@@ -50,6 +62,9 @@ def save_artifact(path: Path | str, config: dict[str, Any], arrays: dict[str, np
     body = dict(config, format=FORMAT, format_version=FORMAT_VERSION, versions=library_versions(),
                 arrays_sha256=hashlib.sha256(blob).hexdigest())
     body["config_sha256"] = hashlib.sha256(_canonical(body)).hexdigest()
+    key = signing_key()
+    if key is not None:
+        body["signature"] = _sign(key, body["config_sha256"], body["arrays_sha256"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -83,7 +98,14 @@ def load_artifact(path: Path | str) -> tuple[dict[str, Any], dict[str, np.ndarra
             f"{path}: artifact format version {body.get('format_version')!r}, this openfirst reads {FORMAT_VERSION}",
             hint="retrain the router with this version of openfirst",
         )
+    signature = body.pop("signature", None)
     claimed = body.pop("config_sha256", None)
+    key = signing_key()
+    if key is not None and not (isinstance(signature, str) and isinstance(claimed, str) and hmac.compare_digest(
+            signature, _sign(key, claimed, str(body.get("arrays_sha256"))))):
+        raise ArtifactError(f"{path}: {'no' if signature is None else 'a wrong'} signature for this "
+                            "OPENFIRST_ARTIFACT_KEY; refusing to load",
+                            hint="load only artifacts signed with your key (train with the key set)")
     if claimed != hashlib.sha256(_canonical(body)).hexdigest():
         raise ArtifactError(f"{cfg_file} was modified after training (config checksum mismatch); refusing to load",
                             hint="retrain, or restore the original file")

@@ -54,13 +54,17 @@ class BatchRequest(BaseModel):
             raise ValueError("input is empty")
         return self
 
-    def items(self) -> list[Item]:
+    def items(self, caller: Caller | None = None) -> list[Item]:
+        name = caller.name if caller is not None else None
         if self.input is not None:
-            return [Item(self.input, self.id, self.private) if self.id else Item(self.input, private=self.private)]
+            item = Item(self.input, private=self.private, caller=name)
+            if self.id:
+                item.id = self.id
+            return [item]
         out = []
         for x in self.inputs or []:
             x = InputItem(input=x) if isinstance(x, str) else x
-            item = Item(x.input, private=x.private or self.private)
+            item = Item(x.input, private=x.private or self.private, caller=name)
             if x.id:
                 item.id = x.id
             out.append(item)
@@ -131,7 +135,7 @@ def create_app(service: Service) -> FastAPI:
         if name not in service.tasks or (caller is not None and not caller.may_run(name)):
             visible = sorted(t for t in service.tasks if caller is None or caller.may_run(t))
             raise ServiceError(404, "unknown_task", f"no task named {name!r}", f"tasks: {', '.join(visible)}")
-        items = body.items()
+        items = body.items(caller)
         check_batch(items)
         start = time.perf_counter()
         outcomes = await with_deadline(service.config.limits.deadline_s, service.extract(name, items, caller))
@@ -146,7 +150,7 @@ def create_app(service: Service) -> FastAPI:
                              "cost_usd": _sum_cost(results)})
 
     async def route(body: Batch, request: Request) -> dict[str, Any]:
-        items = body.items()
+        items = body.items(caller_of(request))
         check_batch(items)
         start = time.perf_counter()
         routes = await with_deadline(service.config.limits.deadline_s, service.route(items, caller=caller_of(request)))

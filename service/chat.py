@@ -157,7 +157,7 @@ def register_chat(app: FastAPI, service: Service) -> None:
         if not users:
             raise ServiceError(422, "invalid_request", "no user message with text to route on")
         private = body.openfirst_private or parse_private_flag(x_openfirst_private)
-        item = Item(users[-1], private=private)
+        item = Item(users[-1], private=private, caller=caller.name if caller is not None else None)
         start = time.perf_counter()
         deadline = service.config.limits.deadline_s
         route = (await with_deadline(deadline, service.route([item], extra_texts=[strings], caller=caller)))[0]

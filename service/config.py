@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from openfirst.compiler.backends.pricing import Price
@@ -123,7 +123,11 @@ class LimitSettings(_Strict):
 
 class LogSettings(_Strict):
     decisions: Path | None = Field(Path("runs/decisions.jsonl"), description="JSONL decision log; null: off")
-    store_text: bool = Field(True, description="false: log a SHA-256 of each query instead of its text")
+    store_text: bool = Field(True, description="false: no query text is written (pinned requests' never is)")
+    hash_key: SecretStr | None = Field(None, description="HMAC key identifying queries whose text is not written")
+    max_query_chars: int = Field(10_000, ge=0, le=10_000_000, description="a stored query is cut here")
+    max_bytes: int = Field(100_000_000, ge=10_000, description="rotate the log past this size")
+    backups: int = Field(5, ge=1, le=1000, description="rotated files kept")
 
 
 class ServeSettings(_Strict):

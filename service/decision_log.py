@@ -10,6 +10,7 @@ past a tolerance); `joined_outcome_log` turns the joined rows into an outcome lo
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -25,20 +26,29 @@ from openfirst.core.rows import iter_raw_rows
 # keys of one decision record; scripts read them, keep them stable
 RECORD_KEYS = ("id", "time", "endpoint", "task", "query", "query_sha256", "target", "decided_by", "p_success",
                "score", "threshold", "expected_frontier_share", "pin_reasons", "model", "ok", "error", "latency_s",
-               "cost_usd")
-DECIDERS = ("router", "privacy", "default", "fallback")
+               "cost_usd", "query_hmac", "query_truncated", "caller")
+DECIDERS = ("router", "privacy", "default", "fallback", "policy", "budget")
 
 
 def query_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class DecisionLog:
-    """Append-only JSONL writer, safe across threads; each record is flushed as it is written."""
+    """Append-only JSONL writer, safe across threads; each record is flushed as it is written.
 
-    def __init__(self, path: Path | str, store_text: bool = True):
+    Private by default: the file is created with mode 0600; the text of a request pinned by the privacy rules is
+    never written; with `store_text=False` no text is written, and the query is identified by an HMAC-SHA256
+    under `hash_key` (an unkeyed SHA-256 of a short query can be brute-forced), or not at all without a key.
+    A stored query is cut at `max_query_chars`. Past `max_bytes` the file rotates (`.1` ... `.{backups}`).
+    """
+
+    def __init__(self, path: Path | str, store_text: bool = True, *, hash_key: str | None = None,
+                 max_query_chars: int = 10_000, max_bytes: int = 100_000_000, backups: int = 5):
         self.path = Path(path)
         self.store_text = store_text
+        self.hash_key = hash_key.encode() if hash_key else None
+        self.max_query_chars, self.max_bytes, self.backups = max_query_chars, max_bytes, backups
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -48,22 +58,51 @@ class DecisionLog:
         self._fh: Any = None  # opened on the first write
         self._lock = threading.Lock()
 
-    def write_many(self, records: Iterable[dict[str, Any]]) -> None:
-        lines = []
-        for rec in records:
-            rec = dict(rec)
-            query = rec.get("query")
-            if isinstance(query, str):
+    def _line(self, rec: dict[str, Any]) -> str:
+        rec = dict(rec)
+        query = rec.get("query")
+        rec["query"] = rec["query_sha256"] = None
+        if isinstance(query, str):
+            pinned = rec.get("decided_by") == "privacy" or bool(rec.get("pin_reasons"))
+            if self.store_text and not pinned:
+                rec["query"] = query[: self.max_query_chars]
+                rec["query_truncated"] = len(query) > self.max_query_chars
                 rec["query_sha256"] = query_digest(query)
-                if not self.store_text:
-                    rec["query"] = None
-            lines.append(json.dumps({k: rec.get(k) for k in RECORD_KEYS}, ensure_ascii=False) + "\n")
+            elif self.hash_key is not None:
+                rec["query_hmac"] = hmac.new(self.hash_key, query.encode("utf-8", "surrogatepass"),
+                                             hashlib.sha256).hexdigest()
+        return json.dumps({k: rec.get(k) for k in RECORD_KEYS}, ensure_ascii=False) + "\n"
+
+    def write_many(self, records: Iterable[dict[str, Any]]) -> None:
+        data = "".join(self._line(rec) for rec in records)
         with self._lock:
+            if self._fh is not None and self._fh.tell() + len(data) > self.max_bytes:
+                self._rotate()
             if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "a", encoding="utf-8")
-            self._fh.write("".join(lines))
+                self._fh = self._open()
+            self._fh.write(data)
             self._fh.flush()
+
+    def _open(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.chmod(self.path, 0o600)  # an existing file made with a wider mode is narrowed too
+        fh = os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape")
+        if fh.tell() >= self.max_bytes:
+            fh.close()
+            self._rotate()
+            return self._open()
+        return fh
+
+    def _rotate(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        for i in range(self.backups, 0, -1):
+            older = rotated(self.path, i)
+            newer = self.path if i == 1 else rotated(self.path, i - 1)
+            if newer.exists():
+                os.replace(newer, older)
 
     def close(self) -> None:
         with self._lock:
@@ -72,12 +111,25 @@ class DecisionLog:
                 self._fh = None
 
 
+def rotated(path: Path, i: int) -> Path:
+    return path.with_name(f"{path.name}.{i}")
+
+
+def decision_files(path: Path) -> list[Path]:
+    """The log and its rotated files, oldest first."""
+    older = sorted((p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()),
+                   key=lambda p: -int(p.suffix[1:]))
+    return older + ([path] if path.is_file() else [])
+
+
 def read_decisions(path: Path | str) -> list[dict[str, Any]]:
+    """Every decision in the log and its rotated files, oldest first."""
     path = Path(path)
-    if not path.is_file():
+    files = decision_files(path)
+    if not files:
         raise ConfigError(f"decision log {path} does not exist")
     out, problems = [], []
-    for lineno, row, error in iter_raw_rows(path):
+    for lineno, row, error, path in ((n, r, e, f) for f in files for n, r, e in iter_raw_rows(f, "jsonl")):
         if error is None and (not row.get("id") or row.get("target") not in ("local", "frontier")):
             error = "a decision needs an id and a target of 'local' or 'frontier'"
         if error:

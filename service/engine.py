@@ -72,6 +72,7 @@ class Item:
     text: str
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     private: bool = False
+    caller: str | None = None  # the API key's name, for the decision log
 
 
 class Service:
@@ -139,7 +140,10 @@ class Service:
                 raise ConfigError(f"router artifact {config.router.artifact} does not exist",
                                   hint="train one: openfirst train routellm-gsm8k --out runs/gsm8k")
             router = Router.load(config.router.artifact)
-        decisions = (DecisionLog(config.log.decisions, config.log.store_text)
+        lg = config.log
+        decisions = (DecisionLog(lg.decisions, lg.store_text, max_query_chars=lg.max_query_chars,
+                                 max_bytes=lg.max_bytes, backups=lg.backups,
+                                 hash_key=lg.hash_key.get_secret_value() if lg.hash_key else None)
                      if config.log.decisions is not None else None)
         return cls(config, tasks, backends, router, decisions)
 
@@ -319,6 +323,7 @@ class Service:
                 "ok": None if out is None else "error" not in out,
                 "error": out["error"]["type"] if out and "error" in out else None,
                 "latency_s": (out["latency_ms"] / 1000 if out and out.get("latency_ms") is not None else total_s),
+                "caller": item.caller,
                 "cost_usd": out.get("cost_usd") if out else None})
         if self.decision_log is not None:
             self.decision_log.write_many(records)

@@ -53,3 +53,22 @@ def test_save_refuses_to_overwrite_a_foreign_directory(tmp_path, fitted_router):
     with pytest.raises(ArtifactError):
         fitted_router.save(tmp_path / "r")
     assert (tmp_path / "r" / "precious.txt").read_text() == "keep me"
+
+
+def test_signed_artifacts_refuse_edits_with_recomputed_checksums(tmp_path, fitted_router, monkeypatch):
+    from openfirst.router.artifact import load_artifact, save_artifact
+
+    monkeypatch.setenv("OPENFIRST_ARTIFACT_KEY", "team-secret")
+    fitted_router.save(tmp_path / "r")
+    assert Router.load(tmp_path / "r").threshold == fitted_router.threshold  # signed and verified
+    config, arrays = load_artifact(tmp_path / "r")
+    for k in ("config_sha256", "arrays_sha256", "format", "format_version", "versions", "signature"):
+        config.pop(k, None)
+    monkeypatch.delenv("OPENFIRST_ARTIFACT_KEY")
+    save_artifact(tmp_path / "forged", dict(config, threshold=-5.0), arrays)  # checksums recomputed, no key
+    monkeypatch.setenv("OPENFIRST_ARTIFACT_KEY", "team-secret")
+    with pytest.raises(ArtifactError, match="no signature"):
+        Router.load(tmp_path / "forged")
+    monkeypatch.setenv("OPENFIRST_ARTIFACT_KEY", "another-key")
+    with pytest.raises(ArtifactError, match="wrong signature"):
+        Router.load(tmp_path / "r")
