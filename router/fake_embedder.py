@@ -4,6 +4,7 @@
 and embeds a text as the L2-normalised sum of its words' vectors. Texts that share words get similar vectors,
 so a router trained on it learns something real from word overlap, in microseconds per text. It has the
 `Embedder` interface (`model_id`, `encode`, `dimension`) and is never a stand-in for quality numbers.
+`hashing_router()` is a small real Router fitted on it, for tests of routing plumbing.
 """
 
 from __future__ import annotations
@@ -42,3 +43,15 @@ class HashingEmbedder:
             norm = np.linalg.norm(total)
             out[i] = total / norm if norm > 0 else total
         return out
+
+
+def hashing_router(threshold: float = 0.0):
+    """A real Router (fitted heads) on the FAKE embedder: texts with 'theorem' go to the frontier, 'refund' stays."""
+    from openfirst.router.api import Router
+    from openfirst.router.scorer import EnsembleScorer, RoutingScorer
+
+    emb = HashingEmbedder(16)
+    texts = [f"prove the theorem {i}" if i % 2 else f"refund my order {i}" for i in range(60)]
+    scorer = EnsembleScorer([RoutingScorer("local", "logreg", {"C": 1.0}, ["embedding"])])
+    scorer.fit(emb.encode(texts), texts, np.array([float(i % 2 == 0) for i in range(60)]))
+    return Router(scorer, threshold, {"embedder": {"model": emb.model_id, "dimension": 16}}, embedder=emb)

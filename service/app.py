@@ -63,7 +63,9 @@ class BatchRequest(BaseModel):
             return [item]
         out = []
         for x in self.inputs or []:
-            x = InputItem(input=x) if isinstance(x, str) else x
+            if isinstance(x, str):  # used as validated: a second validation could fail where the first passed
+                out.append(Item(x, private=self.private, caller=name))
+                continue
             item = Item(x.input, private=x.private or self.private, caller=name)
             if x.id:
                 item.id = x.id
@@ -219,12 +221,13 @@ def _register_errors(app: FastAPI, service: Service) -> None:
         bad_json = any(e.get("type") == "json_invalid" for e in errors)
         # never echo the input back (it may be large or private): location and message only
         details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors[:20]]
-        too_many = any(e.get("type") == "too_long" and tuple(e.get("loc", ()))[:2] == ("body", "inputs")
-                       for e in errors)
-        kind = "invalid_json" if bad_json else "batch_too_large" if too_many else "invalid_request"
+        too_long = {tuple(e.get("loc", ()))[:2] for e in errors if e.get("type") == "too_long"}
+        too_many = ("batch_too_large" if ("body", "inputs") in too_long else
+                    "too_many_messages" if ("body", "messages") in too_long else None)
+        kind = "invalid_json" if bad_json else too_many or "invalid_request"
         service.metrics.errors.labels(_endpoint(request), kind).inc()
         message = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:5])
-        body = error_json(kind, message, "split the batch" if too_many else "see the OpenAPI spec at /openapi.json")
+        body = error_json(kind, message, "send fewer per request" if too_many else "see the OpenAPI spec at /openapi.json")
         body["error"]["details"] = details
         return JSONResponse(body, status_code=400 if bad_json else 413 if too_many else 422)
 

@@ -119,11 +119,9 @@ def strings_in(value: Any) -> list[str]:
 
 
 def check_bounds(service: Service, body: ChatRequest, strings: list[str]) -> None:
-    """Message, part, text and token limits, and valid Unicode, before any expensive work (typed 4xx)."""
+    """Part, text and token limits, and valid Unicode, before any expensive work (typed 4xx; the message count is
+    checked while the body is read)."""
     limits = service.config.limits
-    if len(body.messages) > limits.max_messages:
-        raise ServiceError(413, "too_many_messages", f"{len(body.messages)} messages; at most {limits.max_messages}",
-                           "send a shorter conversation")
     if any(isinstance(m.content, list) and len(m.content) > limits.max_parts for m in body.messages):
         raise ServiceError(413, "too_many_parts", f"a message has more than {limits.max_parts} content parts")
     chars = sum(len(s) for s in strings)
@@ -143,8 +141,11 @@ def check_bounds(service: Service, body: ChatRequest, strings: list[str]) -> Non
 
 
 def register_chat(app: FastAPI, service: Service) -> None:
-    @app.post("/v1/chat/completions", summary=f"OpenAI-compatible chat, model={ROUTER_MODEL!r} routes it")
-    async def chat(body: ChatRequest, request: Request, x_openfirst_private: str | None = Header(None)) -> Any:
+    class Chat(ChatRequest):
+        # the message count is checked while the list is read, before 20,000 messages are validated
+        messages: list[ChatMessage] = Field(min_length=1, max_length=service.config.limits.max_messages)
+
+    async def chat(body: Chat, request: Request, x_openfirst_private: str | None = Header(None)) -> Any:
         caller = getattr(request.state, "caller", None)
         if body.model != ROUTER_MODEL:
             raise ServiceError(404, "model_not_found", f"unknown model {body.model!r}",
@@ -189,6 +190,9 @@ def register_chat(app: FastAPI, service: Service) -> None:
         service.metrics.generation(route.target, meta["latency_ms"] / 1000, response.get("usage") or {},
                                    meta["cost_usd"])
         return JSONResponse({**response, "openfirst": meta}, headers=_headers(meta))
+
+    chat.__annotations__["body"] = Chat  # local to this app (its limit is the config's): set, not resolved
+    app.post("/v1/chat/completions", summary=f"OpenAI-compatible chat, model={ROUTER_MODEL!r} routes it")(chat)
 
 
 class Spend:

@@ -10,6 +10,7 @@ from tests.router.conftest import E, TEXTS
 from openfirst.router.api import Router
 from openfirst.router.artifact import ARRAYS_FILE, CONFIG_FILE
 from openfirst.router.errors import ArtifactError
+from openfirst.router.fake_embedder import hashing_router
 
 def test_artifact_round_trip(tmp_path, fitted_router):
     router = fitted_router
@@ -23,22 +24,9 @@ def test_artifact_round_trip(tmp_path, fitted_router):
     assert cfg["embedder"]["model"] == "fake-8d" and "scikit-learn" in cfg["versions"]
 
 
-def hashing_router(threshold: float = 0.0) -> Router:
-    from openfirst.router.fake_embedder import HashingEmbedder
-    from openfirst.router.scorer import EnsembleScorer, RoutingScorer
-
-    emb = HashingEmbedder(16)
-    texts = [f"hard proof of theorem {i}" if i % 2 else f"easy sum {i} plus {i}" for i in range(60)]
-    local = np.array([0.0 if i % 2 else 1.0 for i in range(60)])
-    scorer = EnsembleScorer([RoutingScorer("local", "logreg", {"C": 1.0}, ["embedding"])])
-    scorer.fit(emb.encode(texts), texts, local)
-    spec = {"model": emb.model_id, "dimension": emb.dimension, "normalized": True}
-    return Router(scorer, threshold, {"embedder": spec}, embedder=emb)
-
-
 def test_route_decides_by_score_against_threshold_and_explains():
     router = hashing_router()
-    hard, easy = router.route_many(["hard proof of theorem 99", "easy sum 7 plus 7"])
+    hard, easy = router.route_many(["prove the theorem 99", "refund my order 7"])
     assert hard.target == "frontier" and easy.target == "local"
     assert hard.score >= router.threshold > easy.score and hard.p_success < easy.p_success
     assert ">=" in hard.reason and "<" in easy.reason
@@ -49,7 +37,7 @@ def test_route_decides_by_score_against_threshold_and_explains():
 def test_threshold_for_share_on_sample_queries(monkeypatch, tmp_path):
     monkeypatch.setenv("OPENFIRST_CACHE", str(tmp_path))
     router = hashing_router()
-    queries = [f"hard proof of theorem {i}" for i in range(3)] + [f"easy sum {i} plus 1" for i in range(7)]
+    queries = [f"prove the theorem {i}" for i in range(3)] + [f"refund my order {i}" for i in range(7)]
     monkeypatch.setattr(type(router.embedder_spec), "embedder", lambda spec, **kw: router.embedder)
     t = router.threshold_for_share(queries, 0.3)
     router.threshold = t

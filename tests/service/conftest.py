@@ -92,36 +92,9 @@ def live_service(config) -> Iterator[tuple[str, Any]]:
 
 
 # -- fast fixtures: a FAKE embedder's router and scripted FAKE backends (no model, no server) --------------------
-GOOD_TICKET = '{"category":"billing","priority":2,"summary":"Refund the double charge."}'
-
-
-def fake_router(threshold: float = 0.0):
-    """A real Router (tuned heads) on the hashed-words FAKE embedder: texts with 'theorem' go to the frontier."""
-    import numpy as np
-
-    from openfirst.router.api import Router
-    from openfirst.router.fake_embedder import HashingEmbedder
-    from openfirst.router.scorer import EnsembleScorer, RoutingScorer
-
-    emb = HashingEmbedder(16)
-    texts = [f"prove the theorem {i}" if i % 2 else f"refund my order {i}" for i in range(60)]
-    scorer = EnsembleScorer([RoutingScorer("local", "logreg", {"C": 1.0}, ["embedding"])])
-    scorer.fit(emb.encode(texts), texts, np.array([float(i % 2 == 0) for i in range(60)]))
-    return Router(scorer, threshold, {"embedder": {"model": emb.model_id, "dimension": 16}}, embedder=emb)
+from openfirst.service.fakes import GOOD_TICKET, hashing_router as fake_router, scripted_service  # noqa: E402,F401
 
 
 def fake_service(tmp_path, local, frontier=None, router="fake", **sections):
-    """`Service` on scripted FAKE backends (`local`, `frontier`: ScriptedBackend) and `fake_router()`."""
-    from openfirst.compiler.task import load_task
-    from openfirst.service.config import ServiceConfig
-    from openfirst.service.decision_log import DecisionLog
-    from openfirst.service.engine import Service
-
-    cfg = {"tasks": {"support_ticket": TASK}, "log": {"decisions": str(tmp_path / "decisions.jsonl")},
-           "local": {"kind": "server", "model": "local-model", "base_url": "http://127.0.0.1:9/v1"}, **sections}
-    config = ServiceConfig(**cfg)
-    task = load_task(TASK)
-    task.name = "support_ticket"
-    backends = {"local": local, **({"frontier": frontier} if frontier is not None else {})}
-    return Service(config, {"support_ticket": task}, backends, fake_router() if router == "fake" else router,
-                   DecisionLog(config.log.decisions))
+    """`Service` on scripted FAKE backends and `fake_router()`, serving the example support-ticket task."""
+    return scripted_service(tmp_path, TASK, local, frontier, router, **sections)

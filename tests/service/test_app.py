@@ -52,3 +52,12 @@ def test_batch_size_text_size_and_unicode_are_typed_4xx(tmp_path):
     bad = call(service, "POST", "/v1/route", content=b'{"input": "x \\ud800"}',
                headers={"content-type": "application/json"})
     assert bad.status_code == 422 and bad.json()["error"]["type"] in ("invalid_text", "invalid_request")
+
+
+def test_a_lone_surrogate_inside_a_batch_is_a_4xx_not_a_500(tmp_path):
+    """Found by benchmarks/service_abuse.py: a batch text with a lone surrogate was validated twice and the second
+    validation raised outside the error handlers (500)."""
+    service = fake_service(tmp_path, ScriptedBackend([GOOD_TICKET], cycle=True))
+    r = call(service, "POST", "/v1/route", content=b'{"inputs": ["ok", "bad \\ud800"]}',
+             headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_text"
