@@ -161,7 +161,7 @@ def register_chat(app: FastAPI, service: Service) -> None:
         item = Item(users[-1], private=private, caller=caller.name if caller is not None else None)
         start = time.perf_counter()
         deadline = service.config.limits.deadline_s
-        route = (await with_deadline(deadline, service.route([item], extra_texts=[strings], caller=caller)))[0]
+        route = (await with_deadline(deadline, service.route([item], extra_texts=[strings], caller=caller, chat=True)))[0]
         params = {k: getattr(body, k) for k in PASSED_ON if getattr(body, k) is not None}
         messages = sent["messages"]  # the checked request, and nothing else, is what is sent
         spend = Spend(service, caller, sum(len(x.encode("utf-8")) + 4 for x in strings) + 16 * len(messages),

@@ -85,6 +85,10 @@ class PrivacySettings(_Strict):
                                      description="ISO 3166 regions whose national phone formats are recognised")
     patterns: list[str] = Field(default_factory=list, description="extra regexes; a match pins the request")
     pin_tasks: list[str] = Field(default_factory=list, description="tasks whose requests always stay local")
+    strict: bool = Field(False, description="only allow-listed traffic may reach the frontier: tasks in "
+                         "frontier_tasks, chat if frontier_chat, and none that a detector or pattern flags")
+    frontier_tasks: list[str] = Field(default_factory=list, description="strict mode: tasks that may leave")
+    frontier_chat: bool = Field(False, description="strict mode: may chat requests leave")
 
     @field_validator("phone_regions")
     @classmethod
@@ -203,9 +207,10 @@ class ServiceConfig(TomlSettings):
         unknown = sorted({t for k in config.auth.keys for t in k.tasks or ()} - set(config.tasks))
         if unknown:
             raise ConfigError(f"invalid configuration in {path}: auth.keys name unknown tasks {unknown}")
-        unknown = sorted(set(config.privacy.pin_tasks) - set(config.tasks))
+        unknown = sorted(set(config.privacy.pin_tasks + config.privacy.frontier_tasks) - set(config.tasks))
         if unknown:
-            raise ConfigError(f"invalid configuration in {path}: privacy.pin_tasks names unknown tasks {unknown}")
+            raise ConfigError(f"invalid configuration in {path}: privacy.pin_tasks or privacy.frontier_tasks name "
+                              f"unknown tasks {unknown}")
         return config
 
 

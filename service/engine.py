@@ -166,7 +166,8 @@ class Service:
 
     # -- routing ---------------------------------------------------------------------------------
     async def route(self, items: Sequence[Item], task: str | None = None,
-                    extra_texts: Sequence[Sequence[str]] | None = None, caller: Caller | None = None) -> list[Route]:
+                    extra_texts: Sequence[Sequence[str]] | None = None, caller: Caller | None = None,
+                    chat: bool = False) -> list[Route]:
         """Decide each input's target. `extra_texts[i]`: more text of input i checked by the privacy rules
         (e.g. a chat's earlier messages) but not routed on. A caller whose key may not use the frontier stays
         local (`decided_by: policy`)."""
@@ -177,12 +178,16 @@ class Service:
         def checks() -> list[Any]:
             return [self.privacy.check(t, item.private, task) for t, item in zip(texts, items)]
 
+        strict = self.config.privacy
+        leaves = not strict.strict or (strict.frontier_chat if chat else task in strict.frontier_tasks)
+
         # the detectors run in linear time, but megabytes of text would still hold the event loop
         big = sum(len(x) for t in texts for x in t) > LARGE_TEXT
         for i, check in enumerate(await asyncio.to_thread(checks) if big else checks()):
-            if check.pinned:
-                routes[i] = Route("local", "privacy", reason="pinned to local by privacy rules",
-                                  pin_reasons=check.reasons)
+            if check.pinned or not leaves:
+                reasons = check.reasons if check.pinned else ("strict",)
+                routes[i] = Route("local", "privacy", reason="pinned to local by privacy rules" if check.pinned else
+                                  "strict mode: not on the frontier allow-list", pin_reasons=reasons)
             elif self.gate is None:
                 target = self.config.router.default_target if "frontier" in self.backends else "local"
                 routes[i] = Route(target, "default", reason=f"no router configured: default target {target}")

@@ -57,3 +57,16 @@ def test_without_a_router_the_default_target_is_used(tmp_path):
     service = fake_service(tmp_path, local, frontier, router=None)
     out = extract(service, HARD)[0]
     assert out.body["decided_by"] == "default" and out.body["target"] == "local" and frontier.seen == []
+
+
+def test_strict_mode_lets_only_allow_listed_traffic_leave(tmp_path):
+    frontier = ScriptedBackend([GOOD_TICKET], cycle=True)
+    service = fake_service(tmp_path, ScriptedBackend([GOOD_TICKET], cycle=True), frontier,
+                           privacy={"strict": True})
+    out = extract(service, HARD)[0]
+    assert (out.body["target"], out.body["decided_by"], out.body["pin_reasons"]) == ("local", "privacy", ["strict"])
+    assert frontier.seen == []
+    allowed = fake_service(tmp_path, ScriptedBackend([GOOD_TICKET], cycle=True), frontier,
+                           privacy={"strict": True, "frontier_tasks": ["support_ticket"]})
+    assert extract(allowed, HARD)[0].body["target"] == "frontier"
+    assert extract(allowed, PRIVATE)[0].body["decided_by"] == "privacy"  # the detectors still apply
