@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from openfirst.service.auth import AuthMiddleware, Caller
 from openfirst.service.engine import Item, Service, error_body
 from openfirst.service.http_errors import ServiceError, error_json, status_for, with_deadline
-from openfirst.service.limits import LimitsMiddleware, endpoint_label
+from openfirst.service.limits import LimitsMiddleware, drain, endpoint_label
 from openfirst.core.errors import ConfigError, OpenFirstError
 
 log = logging.getLogger("openfirst.service")
@@ -76,10 +76,13 @@ class BatchRequest(BaseModel):
 def create_app(service: Service) -> FastAPI:
     from openfirst.service.chat import register_chat
 
+    in_flight: set[asyncio.Task] = set()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(service.warm_up)
         yield
+        await drain(in_flight)  # requests cut off by the end of the grace period still log their decisions
 
     app = FastAPI(lifespan=lifespan, title="openfirst", version="0.1.0",
                   summary="Routed extraction: compiled tasks on a local "
@@ -88,7 +91,7 @@ def create_app(service: Service) -> FastAPI:
     app.add_middleware(LimitsMiddleware, max_body_bytes=service.config.limits.max_body_bytes,
                        max_concurrency=service.config.limits.max_concurrency,
                        queue_timeout_s=service.config.limits.queue_timeout_s, metrics=service.metrics,
-                       body_timeout_s=service.config.limits.body_timeout_s)
+                       body_timeout_s=service.config.limits.body_timeout_s, in_flight=in_flight)
     app.add_middleware(AuthMiddleware, auth=service.auth)  # outermost: who calls, before any body is read
     _register_errors(app, service)
     max_batch = service.config.limits.max_batch

@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     try:
         uvicorn.run(create_app(service), host=host, port=args.port or config.serve.port,
-                    log_level=args.log_level, timeout_graceful_shutdown=10)
+                    log_level=args.log_level, timeout_graceful_shutdown=config.serve.shutdown_grace_s)
     finally:
         service.close()
     return 0

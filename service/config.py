@@ -137,6 +137,8 @@ class LogSettings(_Strict):
 class ServeSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    shutdown_grace_s: float = Field(10.0, ge=0, le=3600, description="on SIGTERM, requests in flight may finish "
+                                    "within this; past it they are cut off, and their decisions still logged")
 
 
 class TomlSettings(BaseSettings):

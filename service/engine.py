@@ -272,7 +272,9 @@ class Service:
         except asyncio.CancelledError:  # the request's deadline: the decisions are still logged
             for amount in reserved:
                 self.settle(caller, amount, amount)  # the calls may have been billed: book the worst case
-            cut = {"error": {"type": "deadline_exceeded"}, "model": None, "cost_usd": None}
+            elapsed = time.perf_counter() - start
+            why = "deadline_exceeded" if elapsed >= self.config.limits.deadline_s * 0.99 else "cancelled"
+            cut = {"error": {"type": why}, "model": None, "cost_usd": None}
             self._record("extract", task_name, items, routes, [cut] * len(items), time.perf_counter() - start)
             raise
         for i, d in enumerate(done):

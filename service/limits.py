@@ -7,6 +7,7 @@ without Content-Length is cut off at the limit just like one that declares its s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any, Awaitable, Callable
@@ -28,6 +29,14 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict
     await send({"type": "http.response.body", "body": data})
 
 
+async def drain(in_flight: set[asyncio.Task], timeout_s: float = 5.0) -> None:
+    """Let the requests in flight run to their end. At shutdown, past its grace period, uvicorn cancels them and
+    then stops the process at once: awaited here (in the lifespan's shutdown) their handlers still log."""
+    pending = [t for t in in_flight if not t.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout_s)
+
+
 def endpoint_label(scope: Scope) -> str:
     """The metrics label of a request: its route template; raw paths would make unbounded label sets."""
     return getattr(scope.get("route"), "path", None) or "unmatched"
@@ -35,13 +44,14 @@ def endpoint_label(scope: Scope) -> str:
 
 class LimitsMiddleware:
     def __init__(self, app: Any, *, max_body_bytes: int, max_concurrency: int, queue_timeout_s: float,
-                 metrics: ServiceMetrics, body_timeout_s: float = 10.0):
+                 metrics: ServiceMetrics, body_timeout_s: float = 10.0, in_flight: set[asyncio.Task] | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
         self.queue_timeout_s = queue_timeout_s
         self.metrics = metrics
         self._slots = asyncio.Semaphore(max_concurrency)
+        self.in_flight = in_flight if in_flight is not None else set()  # see `drain`
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,6 +67,9 @@ class LimitsMiddleware:
 
         limited = scope["path"].startswith(LIMITED_PREFIX)
         acquired = False
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
         try:
             # the whole body first, within body_timeout_s: a slow sender never holds a concurrency slot
             body = await self._read_body(scope, receive, send_watch)
@@ -73,7 +86,14 @@ class LimitsMiddleware:
                     return
                 self.metrics.in_flight.inc()
             await self.app(scope, _replay(body, receive), send_watch)
+        except asyncio.CancelledError:  # shutdown past its grace period: answer if nothing was sent yet
+            if status["code"] == 500:
+                with contextlib.suppress(Exception):
+                    await send_json(send_watch, 503, error_json("shutting_down", "the service is shutting down",
+                                                                "retry on another replica", True))
+            raise
         finally:
+            self.in_flight.discard(task)
             if acquired:
                 self._slots.release()
                 self.metrics.in_flight.dec()
