@@ -3,8 +3,7 @@
 #   bash benchmarks/run_compiler.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# raw XGrammar for the side-by-side: CPU needs neither triton nor its CUDA kernels
-.venv/bin/python -m pip install -q --no-deps xgrammar apache-tvm-ffi
+# raw XGrammar for the side-by-side comes with .ci/setup (vLLM's pinned xgrammar 0.2.8)
 OUT=benchmarks/results
 .venv/bin/openfirst bench compiler --schemas ../shared/datasets/jsonschemabench/maskbench.jsonl.gz --xgrammar-every 10 \
   --out-dir "$OUT" --no-progress

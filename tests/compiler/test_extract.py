@@ -27,7 +27,8 @@ def test_extract_cli_is_resumable(tiny_model_dir, tmp_path, capsys):
     inp.write_text('{"id": 1, "body": "a"}\n{"id": 2, "body": "b"}\n{"id": 3}\nnot json\n')
     out = tmp_path / "out.jsonl"
     out.write_text('{"id": 1, "output": {"label": "done", "score": 1}}\n{"id": 2, "outp')  # torn line from a crash
-    argv = ["extract", "--task", f"{task_file}:T", "--input", str(inp), "--output", str(out), "--model",
+    argv = ["extract", "--backend", "transformers", "--task", f"{task_file}:T", "--input", str(inp), "--output",
+            str(out), "--model",
             str(tiny_model_dir), "--text-field", "body", "--max-tokens", "60", "--no-progress", "--temperature", "1"]
     assert main(argv) == 0
     counts = json.loads(capsys.readouterr().out)
