@@ -123,37 +123,13 @@ class GrammarCompiler:
                                 self.timeout_s, "grammar compilation")
 
     def _compile_relaxing(self, schema: dict, text: str, report: FeatureReport):
-        """Compile; on an unimplemented feature, relax a copy of the schema and try again."""
-        import llguidance
-
-        source: dict | str = text
-        for _ in range(MAX_RELAXATIONS):
-            try:
-                grammar = llguidance.LLMatcher.grammar_from_json_schema(source, defaults=JSON_OPTIONS)
-            except ValueError as exc:
-                raise GrammarCompileError(f"schema rejected by llguidance: {exc}") from exc
-            matcher = self._matcher(grammar)
-            if not matcher.is_error():
-                return grammar, matcher, schema, report
-            error = matcher.get_error()
-            if source is text:  # first relaxation: work on private copies
-                schema, report = json.loads(text), copy.deepcopy(report)
-            if not self._relax(schema, report, error):
-                raise GrammarCompileError(f"llguidance cannot compile this schema: {error}")
-            source = schema
-        raise GrammarCompileError("too many relaxations needed to compile this schema")
-
-    @staticmethod
-    def _relax(schema: dict, report: FeatureReport, error: str) -> bool:
-        if m := _UNIMPLEMENTED.search(error):
-            keys = [k.strip().strip('"') for k in m.group(1).split(",") if k.strip()]
-            why = "not implemented by the grammar engine; checked by validation"
-            return any([drop_keyword(schema, k, report, why) for k in keys])
-        if m := _UNKNOWN_FORMAT.search(error):
-            return drop_format(schema, m.group(1), report)
-        if "oneOf" in error:
-            return oneof_to_anyof(schema, report)
-        return False
+        """Relax what llguidance does not implement (tokenizer-free, `relax_for_llguidance`), then build the
+        matcher for this tokenizer."""
+        grammar, schema, report = relax_for_llguidance(schema, report, self.timeout_s, text)
+        matcher = self._matcher(grammar)
+        if matcher.is_error():
+            raise GrammarCompileError(f"llguidance cannot compile this schema: {matcher.get_error()}")
+        return grammar, matcher, schema, report
 
     def _read_disk(self, key: str) -> dict | None:
         if self.cache_dir is None:
@@ -171,6 +147,46 @@ class GrammarCompiler:
         tmp = self.cache_dir / f".{key}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(body))
         tmp.replace(self.cache_dir / f"{key}.json")
+
+
+def relax_for_llguidance(schema: dict, report: FeatureReport, timeout_s: float = 10.0, text: str | None = None
+                         ) -> tuple[str, dict, FeatureReport]:
+    """(grammar, schema, report): keywords llguidance does not implement, unknown formats and `oneOf` it cannot
+    prove exclusive are taken out of a copy of the schema (the report names each; validation enforces them after).
+    Needs no tokenizer, so engines that compile the schema themselves (vLLM's structured outputs) get the same
+    relaxed schema as openfirst's own grammar. Neither `schema` nor `report` is modified."""
+    import llguidance
+
+    text = text if text is not None else _text(schema)
+    source: dict | str = text
+    for _ in range(MAX_RELAXATIONS):
+        try:
+            grammar = llguidance.LLMatcher.grammar_from_json_schema(source, defaults=JSON_OPTIONS)
+        except ValueError as exc:
+            raise GrammarCompileError(f"schema rejected by llguidance: {exc}") from exc
+        error = run_with_timeout(lambda: llguidance.LLMatcher.validate_grammar(grammar), timeout_s,
+                                 "grammar compilation")
+        if not error:
+            return grammar, schema, report
+        if source is text:  # first relaxation: work on private copies
+            schema, report = json.loads(text), copy.deepcopy(report)
+        if not _relax(schema, report, error):
+            raise GrammarCompileError(f"llguidance cannot compile this schema: {error}")
+        source = schema
+    raise GrammarCompileError("too many relaxations needed to compile this schema")
+
+
+def _relax(schema: dict, report: FeatureReport, error: str) -> bool:
+    if m := _UNIMPLEMENTED.search(error):
+        keys = [k.strip().strip('"') for k in m.group(1).split(",") if k.strip()]
+        why = "not implemented by the grammar engine; checked by validation"
+        return any([drop_keyword(schema, k, report, why) for k in keys])
+    if m := _UNKNOWN_FORMAT.search(error):
+        return drop_format(schema, m.group(1), report)
+    if "oneOf" in error:
+        return oneof_to_anyof(schema, report)
+    return False
+
 
 
 def _text(schema: Any) -> str:

@@ -27,6 +27,7 @@ from openfirst.compiler.backends.base import AsyncBackend, Generation, RequestBa
 from openfirst.compiler.backends.pricing import Price
 from openfirst.compiler.backends.retry import RetryPolicy, acall_with_retries, call_with_retries
 from openfirst.compiler.errors import CompilerError, MalformedResponse, Refusal
+from openfirst.compiler.grammar import relax_for_llguidance
 from openfirst.compiler.strict import StrictLimits, restore, to_strict
 from openfirst.compiler.task import CompiledTask
 from openfirst.core.redact import redact_url, url_secrets
@@ -51,9 +52,9 @@ def request_format(task: CompiledTask, flavor: Flavor, limits: StrictLimits = St
         return RequestFormat({"response_format": {"type": "json_schema", "json_schema": {
             "name": name, "schema": strict.schema, "strict": True}}},
             restore=lambda data: restore(data, task.json_schema), post_validated=strict.post_validated)
-    if flavor == "vllm":
-        return RequestFormat({"extra_body": {"structured_outputs": {"json": task.schema,
-                                                                    "disable_any_whitespace": True}}})
+    if flavor == "vllm":  # relaxed as openfirst's grammar stage relaxes it: vLLM's llguidance compiles it too
+        return RequestFormat({"extra_body": {"structured_outputs": {"json": relax_for_llguidance(
+            task.schema, task.report)[1], "disable_any_whitespace": True}}})
     if flavor == "llama.cpp":
         schema, relaxed = _without_long_repeats(task.schema)
         return RequestFormat({"response_format": {"type": "json_object", "schema": schema}}, post_validated=relaxed)

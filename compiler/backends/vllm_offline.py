@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openfirst.compiler.backends.base import Generation, RequestBackend
 from openfirst.compiler.errors import BackendError
+from openfirst.compiler.grammar import relax_for_llguidance
 from openfirst.compiler.task import CompiledTask
 
 
@@ -135,20 +136,27 @@ class VLLMOfflineBackend(RequestBackend):
         return cls(llm, options.model)
 
     def constraint_for(self, task: CompiledTask) -> dict[str, Any]:
-        return task.schema
+        """The schema vLLM compiles: relaxed as openfirst's own grammar stage relaxes it (what vLLM's llguidance
+        does not implement is left to validation), so no request fails on an unknown `format` or keyword."""
+        return relax_for_llguidance(task.schema, task.report)[1]
 
     def generate(self, conversations: Sequence[list[dict[str, str]]], constraint: dict[str, Any] | None,
                  max_tokens: int, temperature: float = 0.0, repetition_penalty: float = 1.0) -> list[Generation]:
         kw = sampling_kwargs(constraint or {}, max_tokens, temperature, repetition_penalty)
         if constraint is None:
             kw.pop("structured_outputs")
-        outputs = self.llm.chat([list(c) for c in conversations], self.make_params(kw), use_tqdm=False)
-        gens = []
-        for out in outputs:
-            best = out.outputs[0]
-            gens.append(Generation(best.text, len(out.prompt_token_ids or []), len(best.token_ids or []),
-                                   best.finish_reason != "length", model=self.model_name))
-        return gens
+        convs = [list(c) for c in conversations]
+        try:
+            outputs = self.llm.chat(convs, self.make_params(kw), use_tqdm=False)
+        except (ValueError, RuntimeError) as exc:  # vLLM refused the request (e.g. its grammar): typed, per input
+            err = BackendError(f"vLLM refused the request: {type(exc).__name__}: {str(exc)[:300]}")
+            return [Generation.failed(err, self.model_name) for _ in convs]
+        return [self._generation(out) for out in outputs]
+
+    def _generation(self, out: Any) -> Generation:
+        best = out.outputs[0]
+        return Generation(best.text, len(out.prompt_token_ids or []), len(best.token_ids or []),
+                          best.finish_reason != "length", model=self.model_name)
 
 
 def ray_processor(task: CompiledTask, options: VLLMOptions, *, concurrency: int = 1, batch_size: int = 64,

@@ -1,7 +1,6 @@
-"""vLLM adapter: vLLM's outputs map to results and typed errors, and the Ray Data pieces build rows. vLLM is not
-installed on these machines yet (the vLLM issue adds its CPU build); the live test skips unless `vllm` imports."""
+"""vLLM adapter, without an engine: vLLM's outputs map to results and typed errors (a FAKE `vllm.LLM` records what
+the adapter sends), and the Ray Data pieces build rows. The live runs are in test_vllm_live.py."""
 
-import importlib.util
 from dataclasses import dataclass
 
 import pytest
@@ -67,13 +66,3 @@ def test_ray_data_processor_pieces():
     assert post({"id": 7, "generated_text": '{"label":"spam"}'})["output"] == {"label": "spam"}
     assert post({"id": 8, "generated_text": '{"label":"far too long a label"}'})["error"]["type"] == \
         "OutputValidationError"
-
-
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (GPU machines only)")
-def test_live_vllm_run():  # pragma: no cover - needs a GPU and model weights
-    import os
-
-    backend = VLLMOfflineBackend.load(VLLMOptions(model=os.environ.get("OPENFIRST_VLLM_MODEL", "HuggingFaceTB/"
-                                                                       "SmolLM2-135M-Instruct"), max_model_len=4096))
-    result = Program(compile_task(Label), backend, ProgramOptions(max_tokens=32)).run("Buy cheap pills now!!!")
-    assert isinstance(result.output, Label)
