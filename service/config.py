@@ -44,7 +44,20 @@ class TransformersLocal(_Strict):
     price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
 
 
-LocalSettings = Annotated[Union[ServerLocal, TransformersLocal], Field(discriminator="kind")]
+class VLLMLocal(_Strict):
+    """vLLM in process (`vllm.LLM`; its CPU build here, the GPU build in production); `smollm2` is the embedded
+    SmolLM2-135M-Instruct. Unset engine settings take this machine's defaults (`VLLMOptions.for_this_machine`)."""
+
+    kind: Literal["vllm"]
+    model: str = Field("smollm2", min_length=1, description="smollm2, a Hugging Face id or a local model folder")
+    structured_backend: Literal["guidance", "xgrammar"] = "guidance"
+    tensor_parallel_size: int = Field(1, ge=1, le=64)
+    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
+    max_model_len: int | None = Field(None, ge=16)
+    price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
+
+
+LocalSettings = Annotated[Union[ServerLocal, TransformersLocal, VLLMLocal], Field(discriminator="kind")]
 
 
 class RouterSettings(_Strict):

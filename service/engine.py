@@ -360,6 +360,12 @@ def local_backend(config: ServiceConfig) -> Any:
     if local.kind == "server":
         return local.backend("local")
     from openfirst.compiler.backends.threaded import ThreadedBackend
+
+    if local.kind == "vllm":
+        from openfirst.compiler.backends.vllm_offline import VLLMOfflineBackend, VLLMOptions
+
+        fields = local.model_dump(exclude={"kind", "price"}, exclude_none=True)
+        return ThreadedBackend(VLLMOfflineBackend.load(VLLMOptions.for_this_machine(**fields)), local.price)
     from openfirst.compiler.backends.transformers_local import TransformersBackend
 
     return ThreadedBackend(TransformersBackend.load(local.model, local.device), local.price)

@@ -33,6 +33,7 @@ class Backend(ABC):
     model_name: str
     constraint: ClassVar[Literal["grammar", "request"]]
     remote: ClassVar[bool] = False
+    streams_tokens: ClassVar[bool] = False  # `generate` takes an `on_token` hook (token-by-token streaming)
 
     @abstractmethod
     def generate(self, conversations: Sequence[list[dict[str, str]]], constraint: Any, max_tokens: int,

@@ -7,17 +7,19 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Sequence
 
-from openfirst.compiler.backends.base import AsyncBackend, Generation, GrammarBackend
+from openfirst.compiler.backends.base import AsyncBackend, Backend, Generation
 from openfirst.compiler.backends.pricing import Price
 from openfirst.compiler.errors import BackendError, CompilerError
 
 
-class ThreadedBackend(GrammarBackend, AsyncBackend):
-    """Wraps `backend` (with `generate` and `tokenizer_info`) for async callers. Batches run one at a time
-    (the model is not re-entrant); errors become failed generations; `price` gives each generation a cost."""
+class ThreadedBackend(Backend, AsyncBackend):
+    """Wraps an in-process backend (transformers, vLLM offline) for async callers. Batches run one at a time (the
+    model is not re-entrant); errors become failed generations; `price` gives each generation a cost. It is what
+    the wrapped backend is: grammar-driven (`tokenizer_info`) or request-driven (`constraint_for`)."""
 
-    def __init__(self, backend: GrammarBackend, price: Price | None = None):
+    def __init__(self, backend: Backend, price: Price | None = None):
         self.backend = backend
+        self.constraint = backend.constraint  # type: ignore[misc]  # an instance's answer to the class question
         self.name = backend.name
         self.model_name = backend.model_name
         self.price = price
@@ -26,6 +28,9 @@ class ThreadedBackend(GrammarBackend, AsyncBackend):
 
     def tokenizer_info(self):
         return self.backend.tokenizer_info()
+
+    def constraint_for(self, task: Any) -> Any:
+        return self.backend.constraint_for(task)
 
     def generate(self, conversations: Sequence[list[dict[str, str]]], constraint: Any, max_tokens: int,
                  temperature: float = 0.0, repetition_penalty: float = 1.0, **stream: Any) -> list[Generation]:
@@ -51,7 +56,14 @@ class ThreadedBackend(GrammarBackend, AsyncBackend):
 
     async def astream(self, conversation: list[dict[str, str]], max_tokens: int, temperature: float = 0.0
                       ) -> AsyncIterator[str | Generation]:
-        """Unconstrained chat, streamed: text deltas as tokens are chosen, then the finished Generation."""
+        """Unconstrained chat, streamed: text deltas as tokens are chosen (transformers), or the whole text at once
+        (engines without a token hook, e.g. vLLM offline), then the finished Generation."""
+        if not self.backend.streams_tokens:
+            gen = (await self.agenerate([conversation], None, max_tokens, temperature))[0]
+            if gen.error is None and gen.text:
+                yield gen.text
+            yield gen
+            return
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[int | None] = asyncio.Queue()
         tokenizer = self.backend.tokenizer

