@@ -14,7 +14,7 @@ def test_sample_config_validates_and_resolves_paths():
     assert set(cfg.tasks) == {"support_ticket", "invoice", "meeting_notes"}
     assert cfg.tasks["invoice"].startswith(str(ROOT / "datasets/tasks/invoice.py"))
     assert cfg.router.artifact == ROOT / "runs/gsm8k"
-    assert cfg.local.kind == "transformers" and cfg.frontier.flavor == "openai"
+    assert cfg.local.kind == "vllm" and cfg.frontier.flavor == "openai"
     assert cfg.log.decisions == ROOT / "runs/decisions.jsonl"
 
 
