@@ -68,17 +68,26 @@ def maskbench_sample(k=50, seed=0):
     return random.Random(seed).sample(rows, k)
 
 
+def maskbench_tasks():
+    tasks = []
+    for row in maskbench_sample():
+        try:
+            tasks.append(compile_json_schema(row["schema"], "Produce a JSON value.",
+                                             SchemaOptions(max_string_length=40, max_items=4)))
+        except CompilerError:
+            continue  # refused before generation: a typed error, nothing returned
+    return tasks
+
+
 def test_maskbench_sample_never_returns_invalid_output(engine):
     """50 real schemas in one engine batch (one set of sampling parameters per schema)."""
     tasks, constraints = [], []
-    for row in maskbench_sample():
+    for task in maskbench_tasks():
         try:
-            task = compile_json_schema(row["schema"], "Produce a JSON value.",
-                                       SchemaOptions(max_string_length=40, max_items=4))
             constraints.append(engine.constraint_for(task))
             tasks.append(task)
         except CompilerError:
-            continue  # refused before generation: a typed error, nothing returned
+            continue
     convs = [t.messages("Produce one example value.", []) for t in tasks]
     params = [vllm_sampling_params(sampling_kwargs(c, 256)) for c in constraints]
     outputs = engine.llm.chat(convs, params, use_tqdm=False)
@@ -131,6 +140,19 @@ def test_openfirst_serve_on_vllm_serve(tmp_path):
             chat = client.chat.completions.create(model="openfirst-router", max_tokens=20,
                                                   messages=[{"role": "user", "content": "Say hello."}])
             assert chat.choices[0].message.content and chat.model == "smollm2"
+        # the MaskBench sample through the server: each request carries its (relaxed) schema
+        from openfirst.compiler.backends.openai_compat import OpenAICompatibleBackend
+
+        backend = OpenAICompatibleBackend(server.alias, base_url=server.base_url, flavor="vllm", max_concurrency=16)
+        valid = total = 0
+        for task in maskbench_tasks():
+            try:
+                (result,) = Program(task, backend, ProgramOptions(max_tokens=256, max_retries=0)).run_many(["Go."])
+            except CompilerError:
+                continue  # the request format could not be built: typed, nothing sent
+            total += 1
+            valid += check_every_output(task, [result])
+        assert total >= 45 and valid >= 0.8 * total, (valid, total)
 
 
 def test_openfirst_serve_with_vllm_in_process(tmp_path):
