@@ -342,6 +342,8 @@ class Service:
     def close(self) -> None:
         if self.decision_log is not None:
             self.decision_log.close()
+        for backend in self.backends.values():
+            backend.close()
 
 
 def calibrate(router: Any, queries_from: str, share: float) -> float:

@@ -40,6 +40,9 @@ class Backend(ABC):
                  temperature: float = 0.0, repetition_penalty: float = 1.0) -> list[Generation]:
         """One Generation per conversation, in order; a failed call is a Generation with `error`."""
 
+    def close(self) -> None:
+        """Release what the backend holds (engine processes); nothing by default."""
+
 
 class GrammarBackend(Backend):
     """A local model decoding under openfirst's grammar, compiled for its tokenizer (`tokenizer_info`)."""

@@ -32,6 +32,9 @@ class ThreadedBackend(Backend, AsyncBackend):
     def constraint_for(self, task: Any) -> Any:
         return self.backend.constraint_for(task)
 
+    def close(self) -> None:
+        self.backend.close()
+
     def generate(self, conversations: Sequence[list[dict[str, str]]], constraint: Any, max_tokens: int,
                  temperature: float = 0.0, repetition_penalty: float = 1.0, **stream: Any) -> list[Generation]:
         with self._lock:

@@ -165,6 +165,13 @@ class VLLMOfflineBackend(RequestBackend):
             return [Generation.failed(err, self.model_name) for _ in convs]
         return [self._generation(out) for out in outputs]
 
+    def close(self) -> None:
+        """Stop the engine's processes now (not at interpreter exit, when its log streams may be gone)."""
+        engine = getattr(self.llm, "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is not None:
+            core.shutdown()
+
     def _generation(self, out: Any) -> Generation:
         best = out.outputs[0]
         return Generation(best.text, len(out.prompt_token_ids or []), len(best.token_ids or []),

@@ -38,7 +38,7 @@ def example_inputs():
 def engine():
     backend = VLLMOfflineBackend.load(VLLMOptions.for_this_machine())
     yield backend
-    del backend
+    backend.close()
 
 
 def check_every_output(task, results):
@@ -113,9 +113,12 @@ def test_truncation_is_incomplete_output(engine):
 
 def test_xgrammar_as_vllms_structured_backend():
     backend = VLLMOfflineBackend.load(VLLMOptions.for_this_machine(structured_backend="xgrammar"))
-    task, texts = next(example_inputs())
-    results = Program(task, backend, ProgramOptions(max_tokens=300)).run_many(texts)
-    assert check_every_output(task, results) >= len(texts) // 2
+    try:
+        task, texts = next(example_inputs())
+        results = Program(task, backend, ProgramOptions(max_tokens=300)).run_many(texts)
+        assert check_every_output(task, results) >= len(texts) // 2
+    finally:
+        backend.close()
 
 
 def test_openfirst_serve_on_vllm_serve(tmp_path):
