@@ -51,10 +51,9 @@ def id_key(rid: Any) -> str:
 def check_ids(rows: list[tuple[int, Any, str | None, str | None]]) -> None:
     """Refuse repeated ids, and ids that differ only in type (1 and "1"), with their line numbers."""
     lines: dict[str, list[int]] = {}
-    for lineno, rid, _, _ in rows:
-        lines.setdefault(str(rid), []).append(lineno)
     by_key: dict[str, set[str]] = {}
     for lineno, rid, _, _ in rows:
+        lines.setdefault(str(rid), []).append(lineno)
         by_key.setdefault(str(rid), set()).add(id_key(rid))
     problems = [f"id {name!r} at lines {', '.join(map(str, at))}"
                 + (" (written as different JSON types)" if len(by_key[name]) > 1 else "")

@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from openfirst.service.auth import AuthMiddleware, Caller
+from openfirst.service.auth import AuthMiddleware, Caller, caller_of
 from openfirst.service.engine import Item, Service, error_body
-from openfirst.service.http_errors import ServiceError, error_json, status_for, with_deadline
+from openfirst.service.http_errors import ServiceError, check_text, error_json, status_for, with_deadline
 from openfirst.service.limits import LimitsMiddleware, drain, endpoint_label
 from openfirst.core.errors import ConfigError, OpenFirstError
 
@@ -103,17 +103,7 @@ def create_app(service: Service) -> FastAPI:
         inputs: list[str | InputItem] | None = Field(None, min_length=1, max_length=max_batch)
 
     def check_batch(items: list[Item]) -> None:
-        """Text size and valid Unicode, before any routing or generation (typed 4xx)."""
-        chars = sum(len(item.text) for item in items)
-        if chars > limits.max_text_chars:
-            raise ServiceError(413, "text_too_long", f"{chars} characters of text; at most {limits.max_text_chars}",
-                               "send less text per request")
-        for item in items:
-            try:
-                item.text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ServiceError(422, "invalid_text", "an input is not valid Unicode text (a lone surrogate)",
-                                   "send UTF-8 text") from None
+        check_text([item.text for item in items], limits.max_text_chars)
 
     @app.get("/healthz", summary="liveness; with a key allowed 'health' (or without keys configured): what is "
              "configured")
@@ -205,11 +195,6 @@ def serve_in_thread(service: Service, host: str = "127.0.0.1", port: int | None 
 def _sum_cost(results: list[dict[str, Any]]) -> float | None:
     costs = [r["cost_usd"] for r in results if r.get("cost_usd") is not None]
     return float(sum(costs)) if costs else None
-
-
-def caller_of(request: Request) -> Caller | None:
-    """The authenticated caller (None when the service has no keys configured)."""
-    return getattr(request.state, "caller", None)
 
 
 def _register_errors(app: FastAPI, service: Service) -> None:

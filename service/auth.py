@@ -27,8 +27,8 @@ class FrontierBudgetExceeded(OpenFirstError):
     retryable = True
 
 
-ENDPOINTS = ("extract", "route", "chat", "tasks", "models", "metrics", "health")
-DEFAULT_ENDPOINTS = ["extract", "chat", "tasks", "models"]
+Endpoint = Literal["extract", "route", "chat", "tasks", "models", "metrics", "health"]
+DEFAULT_ENDPOINTS: list[Endpoint] = ["extract", "chat", "tasks", "models"]
 KEY_PREFIX = "of_"
 
 
@@ -50,8 +50,7 @@ class KeySettings(BaseModel):
     name: str = Field(min_length=1, max_length=64, description="who holds the key (logs and metrics)")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hash of the key: `openfirst keys create`")
     tasks: list[str] | None = Field(None, description="tasks it may use; null: all")
-    endpoints: list[Literal["extract", "route", "chat", "tasks", "models", "metrics", "health"]] = Field(
-        default_factory=lambda: list(DEFAULT_ENDPOINTS))
+    endpoints: list[Endpoint] = Field(default_factory=lambda: list(DEFAULT_ENDPOINTS))
     frontier: bool = Field(True, description="may its requests reach the frontier at all")
     rate_per_minute: int = Field(600, ge=1, le=1_000_000)
     frontier_budget_usd_per_day: float | None = Field(None, ge=0, description="null: no budget")
@@ -227,3 +226,8 @@ class AuthMiddleware:
                                                       "slow down", True), {"Retry-After": str(int(wait) + 1)})
                 return
         await self.app(scope, receive, send)
+
+
+def caller_of(request: Any) -> Caller | None:
+    """The caller `AuthMiddleware` put on a request (None when the service has no keys configured)."""
+    return getattr(request.state, "caller", None)

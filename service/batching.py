@@ -32,25 +32,20 @@ class BatchingRouter:
         while self._pending:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
             batch = [(t, fut) for t, fut in batch if not fut.done()]  # requests cut off meanwhile: dropped
-            if not batch:
-                continue
-            try:
-                decisions = await loop.run_in_executor(self._pool, self.router.route_many, [t for t, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - isolate: route each input alone, so one bad input fails
-                if len(batch) == 1:   # only its own request
-                    if not batch[0][1].done():
-                        batch[0][1].set_exception(exc)
-                    continue
-                for text, fut in batch:
-                    try:
-                        (d,) = await loop.run_in_executor(self._pool, self.router.route_many, [text])
-                    except Exception as one:  # noqa: BLE001 - this input's own error
-                        if not fut.done():
-                            fut.set_exception(one)
-                        continue
-                    if not fut.done():
-                        fut.set_result(d)
-                continue
-            for (_, fut), d in zip(batch, decisions):
-                if not fut.done():
-                    fut.set_result(d)
+            if batch:
+                await self._route(loop, batch)
+
+    async def _route(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[str, asyncio.Future]]) -> None:
+        """Decide `batch` in one call; if that fails, each input alone, so one bad input fails only its request."""
+        try:
+            decisions = await loop.run_in_executor(self._pool, self.router.route_many, [t for t, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - isolated below, or handed to the one caller it belongs to
+            if len(batch) > 1:
+                for item in batch:
+                    await self._route(loop, [item])
+            elif not batch[0][1].done():
+                batch[0][1].set_exception(exc)
+            return
+        for (_, fut), d in zip(batch, decisions):
+            if not fut.done():
+                fut.set_result(d)

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openfirst.compiler.errors import CompilerError
 from openfirst.service.engine import Item, Route, Service, error_body
-from openfirst.service.http_errors import ServiceError, with_deadline
+from openfirst.service.auth import caller_of
+from openfirst.service.http_errors import ServiceError, check_text, with_deadline
 
 ROUTER_MODEL = "openfirst-router"
 # request fields passed on to the backend as they are; anything else is refused (422), not silently dropped
@@ -124,20 +125,11 @@ def check_bounds(service: Service, body: ChatRequest, strings: list[str]) -> Non
     limits = service.config.limits
     if any(isinstance(m.content, list) and len(m.content) > limits.max_parts for m in body.messages):
         raise ServiceError(413, "too_many_parts", f"a message has more than {limits.max_parts} content parts")
-    chars = sum(len(s) for s in strings)
-    if chars > limits.max_text_chars:
-        raise ServiceError(413, "text_too_long", f"{chars} characters of text; at most {limits.max_text_chars}",
-                           "send less text per request")
     for name in ("max_tokens", "max_completion_tokens"):
         value = getattr(body, name)
         if value is not None and value > limits.max_output_tokens:
             raise ServiceError(422, "invalid_request", f"{name} {value} is above the limit {limits.max_output_tokens}")
-    for s in strings:
-        try:
-            s.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ServiceError(422, "invalid_text", "the request holds text that is not valid Unicode (a lone "
-                               "surrogate)", "send UTF-8 text") from None
+    check_text(strings, limits.max_text_chars)
 
 
 def register_chat(app: FastAPI, service: Service) -> None:
@@ -146,7 +138,7 @@ def register_chat(app: FastAPI, service: Service) -> None:
         messages: list[ChatMessage] = Field(min_length=1, max_length=service.config.limits.max_messages)
 
     async def chat(body: Chat, request: Request, x_openfirst_private: str | None = Header(None)) -> Any:
-        caller = getattr(request.state, "caller", None)
+        caller = caller_of(request)
         if body.model != ROUTER_MODEL:
             raise ServiceError(404, "model_not_found", f"unknown model {body.model!r}",
                                f"use model={ROUTER_MODEL!r}; the router picks the local or the frontier model")

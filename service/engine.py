@@ -280,7 +280,6 @@ class Service:
         for i, d in enumerate(done):
             frontier_run = d.outcome if d.target == "frontier" else d.first if d.fallback_from == "frontier" else None
             self.settle(caller, reserved[i], frontier_run.cost_usd if frontier_run is not None else 0.0)
-        for i, d in enumerate(done):
             if d.fallback_from is not None:
                 routes[i] = routes[i].fall_back(type(d.fallback_error).__name__)
         total = time.perf_counter() - start

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, TypeVar
+from typing import Any, Awaitable, Sequence, TypeVar
 
 from openfirst.compiler.errors import (BackendError, DeadlineExceeded, IncompleteOutput, OutputValidationError, RateLimited,
                              Refusal, TaskSpecError)
@@ -40,6 +40,21 @@ class ServiceError(OpenFirstError):
     def __init__(self, status: int, kind: str, message: str, hint: str | None = None, retryable: bool = False):
         super().__init__(message, hint=hint, retryable=retryable)
         self.status, self.body = status, error_json(kind, message, hint, retryable)
+
+
+def check_text(texts: Sequence[str], max_chars: int) -> None:
+    """A request's text, before any routing or generation: at most `max_chars` characters in all (413) and valid
+    Unicode, no lone surrogates (422)."""
+    chars = sum(len(t) for t in texts)
+    if chars > max_chars:
+        raise ServiceError(413, "text_too_long", f"{chars} characters of text; at most {max_chars}",
+                           "send less text per request")
+    for t in texts:
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ServiceError(422, "invalid_text", "the request holds text that is not valid Unicode (a lone "
+                               "surrogate)", "send UTF-8 text") from None
 
 
 async def with_deadline(deadline: float, work: Awaitable[T]) -> T:
