@@ -224,7 +224,7 @@ class PrivacyRules:
         if task is not None and task in self.pin_tasks:
             reasons.append(f"task:{task}")
         budget = Budget(self.max_candidates)
-        seen = [v for t in texts for v in views(t)]
+        seen = [v for t in dict.fromkeys(texts) for v in views(t)]  # a chat's routed message is also among its strings
         for name, find in self.detectors:
             if any(find(v, budget) for v in seen):
                 reasons.append(name if budget.left >= 0 else "unverifiable")
