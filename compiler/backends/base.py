@@ -19,6 +19,11 @@ class Generation:
     cost_usd: float | None = None  # None: no price known for the model
     attempts: int = 1  # requests sent (transport retries included)
     error: CompilerError | None = None  # the call failed (after its retries): no text
+    # the output's tokens and each one's log-probability under the grammar's mask (temperature 1); None where the
+    # engine gives none. `logprobs_masked` False: the engine's log-probabilities ignore the mask (raw model)
+    token_ids: list[int] | None = None
+    token_logprobs: list[float] | None = None
+    logprobs_masked: bool = True
 
     @classmethod
     def failed(cls, error: CompilerError, model: str | None = None) -> "Generation":
