@@ -16,11 +16,13 @@ def register(sub) -> None:
     e.add_argument("--task", required=True, help="module:Class or path/to/file.py:Class")
     e.add_argument("--input", type=Path, required=True, help='JSONL, one {"id": ..., "text": ...} per line')
     e.add_argument("--output", type=Path, required=True)
-    e.add_argument("--backend", choices=["vllm", "transformers"], default="vllm",
-                   help="local engine: vllm (its CPU build here, GPU build in production; default: fastest measured, "
-                        "benchmarks/results/local-engines.md) or transformers in process")
+    e.add_argument("--backend", choices=["vllm", "llama.cpp", "transformers"], default="vllm",
+                   help="local engine: vllm (its CPU build here, GPU build in production; default: fastest for "
+                        "batches, benchmarks/results/local-engines.md), llama.cpp in process (GGUF; fastest one "
+                        "request at a time) or transformers in process")
     e.add_argument("--model", default="smollm2",
-                   help="smollm2 (embedded default), a Hugging Face id or a local model folder")
+                   help="smollm2 (embedded default), a Hugging Face id, a local model folder, or a .gguf file for "
+                        "llama.cpp")
     e.add_argument("--text-field", default="text")
     e.add_argument("--max-tokens", type=int, default=512)
     e.add_argument("--max-retries", type=int, default=2)
@@ -81,6 +83,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
         from openfirst.compiler.backends.vllm_offline import VLLMOfflineBackend, VLLMOptions
 
         backend = VLLMOfflineBackend.load(VLLMOptions.for_this_machine(model=args.model))
+    elif args.backend == "llama.cpp":
+        from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
+
+        backend = LlamaCppBackend.load(None if args.model == "smollm2" else args.model)
     else:
         backend = TransformersBackend.load(args.model)
     program = Program(task, backend, options)

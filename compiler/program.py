@@ -47,6 +47,9 @@ class _Outcome:
 class Result(_Outcome):
     output: Any  # the validated model instance (or dict for a raw JSON Schema task)
     text: str
+    token_ids: list[int] | None = None  # the output's tokens and their log-probabilities (None: engine gave none)
+    token_texts: list[str] | None = None
+    token_logprobs: list[float] | None = None
 
 
 @dataclass(kw_only=True)
@@ -95,7 +98,8 @@ class _Batch:
                 self.results[i] = Failure(error=err, **meta)
                 continue
             try:
-                self.results[i] = Result(output=p.task.parse(g.text), text=g.text, **meta)
+                self.results[i] = Result(output=p.task.parse(g.text), text=g.text, token_ids=g.token_ids,
+                                         token_texts=g.token_texts, token_logprobs=g.token_logprobs, **meta)
             except OutputValidationError as exc:
                 if self.attempt <= opts.max_retries:
                     self.feedback[i].append((g.text, exc.message))

@@ -57,7 +57,19 @@ class VLLMLocal(_Strict):
     price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
 
 
-LocalSettings = Annotated[Union[ServerLocal, TransformersLocal, VLLMLocal], Field(discriminator="kind")]
+class LlamaCppLocal(_Strict):
+    """llama.cpp in process (llama-cpp-python) on a GGUF file; `smollm2` is the embedded SmolLM2-135M-Instruct
+    (Q4_1). The fastest engine here for one request at a time; vLLM is faster once requests batch."""
+
+    kind: Literal["llamacpp"]
+    model: str = Field("smollm2", min_length=1, description="smollm2 or the path of a .gguf file")
+    n_ctx: int = Field(4096, ge=256, le=1_048_576)
+    n_threads: int | None = Field(None, ge=1, le=1024)
+    price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
+
+
+LocalSettings = Annotated[Union[ServerLocal, TransformersLocal, VLLMLocal, LlamaCppLocal],
+                          Field(discriminator="kind")]
 
 
 class RouterSettings(_Strict):

@@ -367,6 +367,11 @@ def local_backend(config: ServiceConfig) -> Any:
 
         fields = local.model_dump(exclude={"kind", "price"}, exclude_none=True)
         return ThreadedBackend(VLLMOfflineBackend.load(VLLMOptions.for_this_machine(**fields)), local.price)
+    if local.kind == "llamacpp":
+        from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
+
+        path = None if local.model == "smollm2" else local.model
+        return ThreadedBackend(LlamaCppBackend.load(path, n_ctx=local.n_ctx, n_threads=local.n_threads), local.price)
     from openfirst.compiler.backends.transformers_local import TransformersBackend
 
     return ThreadedBackend(TransformersBackend.load(local.model, local.device), local.price)

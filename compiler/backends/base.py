@@ -22,6 +22,7 @@ class Generation:
     # the output's tokens and each one's log-probability under the grammar's mask (temperature 1); None where the
     # engine gives none. `logprobs_masked` False: the engine's log-probabilities ignore the mask (raw model)
     token_ids: list[int] | None = None
+    token_texts: list[str] | None = None  # each token's text, where the engine gives text rather than ids
     token_logprobs: list[float] | None = None
     logprobs_masked: bool = True
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -76,8 +77,11 @@ class LlamaCppBackend(GrammarBackend):
             import llguidance.llamacpp
 
             vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+            with warnings.catch_warnings():  # llguidance calls a llama.cpp function deprecated per token
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ll = llguidance.llamacpp.lltokenizer_from_vocab(vocab)
             pieces = b"\x00".join(self.llm.detokenize([i], special=True) for i in range(self.llm.n_vocab()))
-            self._info = TokenizerInfo(None, llguidance.llamacpp.lltokenizer_from_vocab(vocab),
+            self._info = TokenizerInfo(None, ll,
                                        hashlib.sha256(pieces).hexdigest(), self.model_name)
         return self._info
 

@@ -33,6 +33,7 @@ from openfirst.compiler.task import CompiledTask
 from openfirst.core.redact import redact_url, url_secrets
 
 Flavor = Literal["openai", "vllm", "llama.cpp", "json_schema"]
+LOCAL_FLAVORS = ("vllm", "llama.cpp")  # engines we run ourselves: log-probabilities requested
 
 
 @dataclass
@@ -142,7 +143,11 @@ class OpenAICompatibleBackend(RequestBackend, AsyncBackend):
                                "temperature": temperature}
         if fmt is not None:
             req.update(fmt.request)  # shared, read-only: the schema is not copied per request
-        if repetition_penalty != 1.0 and self.flavor in ("vllm", "llama.cpp"):
+        if self.flavor in LOCAL_FLAVORS:  # each chosen token's log-probability (the cascade's evidence)
+            req["logprobs"] = True
+            if self.flavor == "llama.cpp":  # llama-cpp-python's server returns none unless top_logprobs >= 1
+                req["top_logprobs"] = 1
+        if repetition_penalty != 1.0 and self.flavor in LOCAL_FLAVORS:
             key = "repetition_penalty" if self.flavor == "vllm" else "repeat_penalty"
             req["extra_body"] = {**req.get("extra_body", {}), key: repetition_penalty}
         return req
@@ -169,7 +174,13 @@ class OpenAICompatibleBackend(RequestBackend, AsyncBackend):
                 text = json.dumps(fmt.restore(json.loads(text)), ensure_ascii=False)
             except json.JSONDecodeError:
                 pass  # left to validation, which reports it and retries with feedback
-        return Generation(text, prompt, completion, choice.finish_reason != "length", model=model, cost_usd=cost)
+        gen = Generation(text, prompt, completion, choice.finish_reason != "length", model=model, cost_usd=cost)
+        content = getattr(getattr(choice, "logprobs", None), "content", None)
+        if content and fmt is not None and fmt.restore is None:
+            gen.token_texts = [str(getattr(t, "token", "")) for t in content]
+            gen.token_logprobs = [float(getattr(t, "logprob", float("nan"))) for t in content]
+            gen.logprobs_masked = self.flavor == "vllm"  # llama.cpp's server samples its grammar after logprobs
+        return gen
 
     def _what(self) -> str:
         return f"{self.name} {self.model_name}"

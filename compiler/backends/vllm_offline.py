@@ -103,9 +103,11 @@ def llm_kwargs(options: VLLMOptions) -> dict[str, Any]:
 
 def sampling_kwargs(schema: dict[str, Any], max_tokens: int, temperature: float = 0.0,
                     repetition_penalty: float = 1.0) -> dict[str, Any]:
-    """Keyword arguments of `vllm.SamplingParams`; `structured_outputs` holds StructuredOutputsParams' fields."""
+    """Keyword arguments of `vllm.SamplingParams`; `structured_outputs` holds StructuredOutputsParams' fields.
+    `logprobs: 0`: each chosen token's log-probability (vLLM applies the grammar's bitmask to the logits before
+    its sampler, so they are under the mask: forced tokens come back at 0.0)."""
     return {"max_tokens": max_tokens, "temperature": temperature, "repetition_penalty": repetition_penalty,
-            "structured_outputs": {"json": schema, "disable_any_whitespace": True}}
+            "logprobs": 0, "structured_outputs": {"json": schema, "disable_any_whitespace": True}}
 
 
 def vllm_sampling_params(kwargs: dict[str, Any]) -> Any:
@@ -127,6 +129,7 @@ class VLLMOfflineBackend(RequestBackend):
         self.llm = llm
         self.model_name = model_name
         self.make_params = make_params
+        self._eos: set[int] | None = None
 
     @classmethod
     def load(cls, options: VLLMOptions | None = None) -> "VLLMOfflineBackend":
@@ -174,8 +177,27 @@ class VLLMOfflineBackend(RequestBackend):
 
     def _generation(self, out: Any) -> Generation:
         best = out.outputs[0]
+        ids = list(best.token_ids or [])
+        logprobs = chosen_logprobs(ids, getattr(best, "logprobs", None))
+        if logprobs is not None and ids and best.finish_reason == "stop" and ids[-1] in self.eos_ids:
+            ids, logprobs = ids[:-1], logprobs[:-1]  # the EOS that ended it is not part of the output
         return Generation(best.text, len(out.prompt_token_ids or []), len(best.token_ids or []),
-                          best.finish_reason != "length", model=self.model_name)
+                          best.finish_reason != "length", model=self.model_name, token_ids=ids,
+                          token_logprobs=logprobs)
+
+    @property
+    def eos_ids(self) -> set[int]:
+        if self._eos is None:
+            tok = self.llm.get_tokenizer()
+            self._eos = {tok.eos_token_id} if getattr(tok, "eos_token_id", None) is not None else set()
+        return self._eos
+
+
+def chosen_logprobs(token_ids: list[int], logprobs: Any) -> list[float] | None:
+    """The chosen tokens' log-probabilities from vLLM's per-position {token_id: Logprob} dicts (None if absent)."""
+    if not logprobs or len(logprobs) != len(token_ids):
+        return None
+    return [float(step[t].logprob) if t in step else float("nan") for t, step in zip(token_ids, logprobs)]
 
 
 def ray_processor(task: CompiledTask, options: VLLMOptions, *, concurrency: int = 1, batch_size: int = 64,

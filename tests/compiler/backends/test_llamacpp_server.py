@@ -45,6 +45,8 @@ def test_real_server_returns_schema_valid_outputs(server, ticket_task):
         assert isinstance(r, Result), r
         assert type(r.output).__name__ == "SupportTicket" and 1 <= r.output.priority <= 5
         assert r.model == "smollm2" and r.usage["prompt_tokens"] > 100 and r.cost_usd > 0
+        assert "".join(r.token_texts) == r.text and len(r.token_logprobs) == len(r.token_texts)
+        assert all(lp <= 0 for lp in r.token_logprobs)
 
 
 def test_real_server_async_with_a_concurrency_limit(server, ticket_task):

@@ -59,6 +59,10 @@ def test_example_tasks_give_valid_outputs_or_typed_errors(engine):
         valid += check_every_output(task, results)
         total += len(results)
         assert all(r.backend == "vllm" and r.model == "smollm2" for r in results)
+        for r in results:
+            if isinstance(r, Result):  # the chosen tokens' log-probabilities, under the grammar's mask
+                assert len(r.token_logprobs) == len(r.token_ids) > 0
+                assert r.token_logprobs[0] == pytest.approx(0.0, abs=1e-6)  # `{"` is forced
     assert total == 11 and valid >= 6  # the rest are typed errors of a 135M model (see local-engines benchmark)
 
 

@@ -1,0 +1,67 @@
+"""In-process llama.cpp on the embedded SmolLM2 GGUF, live: valid outputs, log-probabilities, the outlines route."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by .ci/setup")
+
+from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend  # noqa: E402
+from openfirst.compiler.errors import BackendError, IncompleteOutput  # noqa: E402
+from openfirst.compiler.program import Program, ProgramOptions, Result  # noqa: E402
+from openfirst.compiler.task import load_task  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a real model
+
+TASKS = Path(__file__).resolve().parents[3] / "datasets" / "tasks"
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return LlamaCppBackend.load(n_threads=2)
+
+
+@pytest.fixture(scope="module")
+def ticket():
+    return load_task(f"{TASKS / 'support_ticket.py'}:SupportTicket")
+
+
+def texts(n):
+    rows = [json.loads(x) for x in (TASKS / "support_tickets.jsonl").read_text().splitlines() if x.strip()]
+    return [r["text"] for r in rows[:n]]
+
+
+def test_the_embedded_gguf_gives_schema_valid_outputs_with_log_probabilities(backend, ticket):
+    program = Program(ticket, backend, ProgramOptions(max_tokens=200, max_retries=0, repetition_penalty=1.3))
+    results = program.run_many(texts(3))
+    assert all(isinstance(r, Result) for r in results), [getattr(r, "error", None) for r in results]
+    for r in results:
+        assert r.backend == "llama.cpp" and r.usage["prompt_tokens"] > 100
+        assert r.usage["completion_tokens"] == len(r.token_ids) + 1
+        assert backend.llm.detokenize(r.token_ids).decode() == r.text
+        assert len(r.token_logprobs) == len(r.token_ids)
+        # `{"category":"` is forced by the grammar: probability 1 under the mask
+        assert r.token_logprobs[0] == pytest.approx(0.0, abs=1e-6)
+        assert min(r.token_logprobs) < -0.01  # the free text is not forced
+
+
+def test_the_outlines_wrapper_route_decodes_the_same_tokens(backend, ticket):
+    """Greedy: outlines' LlamaCpp wrapper (`via_outlines`) and llama.cpp's own API give the same output."""
+    via = LlamaCppBackend(backend.llm, backend.model_name, via_outlines=True)
+    program = Program(ticket, backend, ProgramOptions(max_tokens=120, repetition_penalty=1.3))
+    conv = [ticket.messages(texts(2)[1])]
+    a = backend.generate(conv, program.grammar, 120, repetition_penalty=1.3)[0]
+    b = via.generate(conv, program.grammar, 120, repetition_penalty=1.3)[0]
+    assert a.text == b.text and a.token_ids == b.token_ids and a.finished and b.finished
+
+
+def test_max_tokens_cuts_into_an_incomplete_output(backend, ticket):
+    program = Program(ticket, backend, ProgramOptions(max_tokens=6))
+    with pytest.raises(IncompleteOutput):
+        program.run(texts(1)[0])
+
+
+def test_a_missing_gguf_is_a_clear_error(tmp_path):
+    with pytest.raises(BackendError, match="no GGUF file"):
+        LlamaCppBackend.load(tmp_path / "nope.gguf")
