@@ -1,11 +1,22 @@
-"""Every local engine on the same compiled tasks and inputs, in one run: which one is the embedded default.
+"""Every local engine on the same compiled tasks and inputs, in one run: which one is the embedded default, and
+openfirst's path against outlines' own path per engine.
 
-Engines: transformers in process (openfirst's grammar as a logits mask), llama.cpp's server (llama-cpp-python, one
-request at a time), vLLM offline (`vllm.LLM`, its CPU build here) and vLLM's OpenAI-compatible server; each
-constrained (the task's schema) and unconstrained (prompt only, output still validated), at batch 1 (the 11
-example inputs one at a time) and batch 16 (16 support tickets at once: one engine batch, or 16 concurrent
-requests to a server). Same model everywhere: the embedded SmolLM2-135M-Instruct (float32 for transformers and
-vLLM, the Q4_1 GGUF for llama.cpp), greedy, repetition penalty 1.3, at most 300 new tokens.
+Engines: llama.cpp in process (llama-cpp-python on the GGUF; openfirst's grammar as an outlines logits processor
+handed to llama.cpp's API, or through outlines' `LlamaCpp` wrapper), transformers in process through outlines
+(openfirst's grammar as the processor), outlines' own JSON output type (llguidance backend) on both, the retired
+hand-written transformers loop (the anchor: "today's path" before outlines), llama.cpp's server, vLLM offline
+(`vllm.LLM`, its CPU build here) and vLLM's OpenAI-compatible server; constrained (the task's schema) and
+unconstrained (prompt only, output still validated), at batch 1 (the 11 example inputs one at a time) and batch 16
+(16 support tickets at once: one engine batch, 16 concurrent requests to a server, or 16 in a row where the engine
+has no batch API). Same model everywhere: the embedded SmolLM2-135M-Instruct (float32 for transformers and vLLM,
+the Q4_1 GGUF for llama.cpp), greedy, repetition penalty 1.3, at most 300 new tokens. Every returned output is
+checked again against the task's JSON Schema (`invalid_returned` must be 0).
+
+MaskBench: a fixed sample of 200 schemas (seed 0) from JSONSchemaBench's MaskBench. Grammar level (no model):
+schemas compiled and valid test instances rejected, for openfirst's grammar and for llguidance compiling the raw
+schema the way outlines' JSON type does. Generation on in-process llama.cpp, at most 128 tokens, both paths:
+outputs returned and invalid outputs returned (an output outlines returns that parses as JSON but breaks the
+schema counts as returned invalid).
 
 The physical limit is estimated in the same run: decoding one token at batch 1 reads every weight once, so
 tokens/s <= memory bandwidth / weight bytes (bandwidth measured with a large array copy); prefill is bounded by
@@ -41,20 +52,27 @@ def inputs():
     return out
 
 
+ALL = [(True, 1), (True, 16), (False, 1), (False, 16)]
+CONSTRAINED = [(True, 1), (True, 16)]
+
+
 def run(backend, tasks, constrained: bool, batch: int, use_async: bool) -> dict:
-    """Docs, tokens, wall time, per-doc latencies and validity for one engine setting."""
+    """Docs, tokens, wall time, per-doc latencies, validity and returned-but-invalid outputs for one setting."""
     from openfirst.compiler.program import Program, ProgramOptions, Result
+    from openfirst.compiler.validation import make_validator
 
     opts = ProgramOptions(max_tokens=300, max_retries=0, constrained=constrained, repetition_penalty=1.3)
-    results, latencies = [], []
+    results, latencies, checked = [], [], []
     start = time.perf_counter()
     if batch == 1:
         for task, texts in tasks:
             program = Program(task, backend, opts)
             for text in texts:
                 t0 = time.perf_counter()
-                results += asyncio.run(program.arun_many([text])) if use_async else program.run_many([text])
+                out = asyncio.run(program.arun_many([text])) if use_async else program.run_many([text])
                 latencies.append(time.perf_counter() - t0)
+                results += out
+                checked += [(task, r) for r in out]
     else:
         task, texts = tasks[0]
         batch_texts = [texts[i % len(texts)] for i in range(batch)]
@@ -62,22 +80,25 @@ def run(backend, tasks, constrained: bool, batch: int, use_async: bool) -> dict:
         t0 = time.perf_counter()
         results = asyncio.run(program.arun_many(batch_texts)) if use_async else program.run_many(batch_texts)
         latencies = [r.latency_s for r in results] if use_async else [time.perf_counter() - t0] * batch
+        checked = [(task, r) for r in results]
     wall = time.perf_counter() - start
     out_tokens = sum(r.usage.get("completion_tokens", 0) for r in results)
     in_tokens = sum(r.usage.get("prompt_tokens", 0) for r in results)
-    return {"docs": len(results), "valid": sum(isinstance(r, Result) for r in results), "seconds": wall,
-            "docs_per_s": len(results) / wall, "output_tok_per_s": out_tokens / wall, "prompt_tok_per_s": in_tokens / wall,
+    invalid = sum(1 for task, r in checked if isinstance(r, Result)
+                  and not make_validator(task.json_schema)(r.output.model_dump(mode="json")))
+    return {"docs": len(results), "valid": sum(isinstance(r, Result) for r in results), "invalid_returned": invalid,
+            "seconds": wall, "docs_per_s": len(results) / wall, "output_tok_per_s": out_tokens / wall,
+            "prompt_tok_per_s": in_tokens / wall,
             "latency_p50_s": float(np.percentile(latencies, 50)), "latency_p99_s": float(np.percentile(latencies, 99)),
             "errors": sorted({type(r.error).__name__ for r in results if not isinstance(r, Result)})}
 
 
-def measure(name: str, backend, tasks, use_async: bool, rows: list) -> None:
-    for constrained in (True, False):
-        for batch in (1, 16):
-            row = {"engine": name, "constrained": constrained, "batch": batch,
-                   **run(backend, tasks, constrained, batch, use_async)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+def measure(name: str, via: str, backend, tasks, use_async: bool, rows: list, settings=ALL) -> None:
+    for constrained, batch in settings:
+        row = {"engine": name, "via": via, "constrained": constrained, "batch": batch,
+               **run(backend, tasks, constrained, batch, use_async)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
 
 
 def hardware() -> dict:
@@ -103,32 +124,70 @@ def hardware() -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
-    p.add_argument("--engines", nargs="+", default=["transformers", "llama.cpp", "vllm", "vllm-server"])
+    p.add_argument("--engines", nargs="+", default=["llama.cpp", "transformers", "retired-loop", "llama.cpp-server",
+                                                     "vllm", "vllm-server", "maskbench"])
+    p.add_argument("--maskbench-schemas", type=int, default=200)
     args = p.parse_args()
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from outlines_native import OutlinesJsonBackend, llamacpp_kwargs, transformers_kwargs
+
     tasks = inputs()
     rows: list[dict] = []
     hw = hardware()
     print(json.dumps(hw), flush=True)
+    maskbench = None
+    if "llama.cpp" in args.engines or "maskbench" in args.engines:
+        from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
+
+        llama = LlamaCppBackend.load()
+        count = lambda text: len(llama.llm.tokenize(text.encode(), add_bos=False))  # noqa: E731
+        native = OutlinesJsonBackend(llama.model, "llama.cpp (outlines JSON type)", llama.model_name, count,
+                                     batch=False, engine_kwargs=llamacpp_kwargs)
+        if "llama.cpp" in args.engines:
+            measure("llama.cpp in process", "llama.cpp API + openfirst grammar (outlines processor)", llama, tasks,
+                    False, rows)
+            wrapped = LlamaCppBackend(llama.llm, llama.model_name, via_outlines=True)
+            measure("llama.cpp in process", "outlines LlamaCpp + openfirst grammar", wrapped, tasks, False, rows,
+                    CONSTRAINED)
+            measure("llama.cpp in process", "outlines LlamaCpp + outlines JSON type", native, tasks, False, rows,
+                    CONSTRAINED)
+            free = OutlinesJsonBackend(llama.model, "llama.cpp (outlines JSON type)", llama.model_name, count,
+                                       batch=False, bounded_whitespace=False, engine_kwargs=llamacpp_kwargs)
+            measure("llama.cpp in process", "outlines LlamaCpp + outlines JSON type, default whitespace", free, tasks,
+                    False, rows, [(True, 1)])
+        if "maskbench" in args.engines:
+            maskbench = run_maskbench(llama, native, args.maskbench_schemas)
     if "transformers" in args.engines:
         from openfirst.compiler.backends.transformers_local import TransformersBackend
 
-        measure("transformers (in process)", TransformersBackend.load("smollm2"), tasks, False, rows)
-    if "llama.cpp" in args.engines:
+        hf = TransformersBackend.load("smollm2")
+        measure("transformers in process", "outlines Transformers + openfirst grammar", hf, tasks, False, rows)
+        count = lambda text: len(hf.tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+        native = OutlinesJsonBackend(hf.outlines_model, "transformers (outlines JSON type)", hf.model_name, count,
+                                     batch=True, engine_kwargs=transformers_kwargs)
+        measure("transformers in process", "outlines Transformers + outlines JSON type", native, tasks, False, rows,
+                CONSTRAINED)
+    if "retired-loop" in args.engines:
+        from retired_decode_loop import RetiredLoopBackend
+
+        measure("transformers in process", "retired hand-written loop (anchor)", RetiredLoopBackend.load("smollm2"),
+                tasks, False, rows, CONSTRAINED)
+    if "llama.cpp-server" in args.engines:
         from openfirst.compiler.backends.llamacpp_server import LlamaCppServer
         from openfirst.compiler.backends.openai_compat import OpenAICompatibleBackend
 
         with LlamaCppServer(n_ctx=4096) as server:
             backend = OpenAICompatibleBackend(server.alias, base_url=server.base_url, flavor="llama.cpp",
                                               max_concurrency=16)
-            measure("llama.cpp server", backend, tasks, True, rows)
+            measure("llama.cpp server", "HTTP, response_format schema", backend, tasks, True, rows)
     if "vllm" in args.engines:
         from openfirst.compiler.backends.vllm_offline import VLLMOfflineBackend
 
         t0 = time.perf_counter()
         backend = VLLMOfflineBackend.load()
         hw["vllm_engine_start_s"] = time.perf_counter() - t0
-        measure("vLLM offline", backend, tasks, False, rows)
-        del backend
+        measure("vLLM offline", "vLLM structured outputs (llguidance)", backend, tasks, False, rows)
+        backend.close()
     if "vllm-server" in args.engines:
         from openfirst.compiler.backends.openai_compat import OpenAICompatibleBackend
         from openfirst.compiler.backends.vllm_server import VLLMServer
@@ -137,44 +196,141 @@ def main() -> None:
         with VLLMServer() as server:
             hw["vllm_server_start_s"] = time.perf_counter() - t0
             backend = OpenAICompatibleBackend(server.alias, base_url=server.base_url, flavor="vllm", max_concurrency=16)
-            measure("vLLM server", backend, tasks, True, rows)
-    write(args.out_dir, rows, hw)
+            measure("vLLM server", "HTTP, vLLM structured outputs", backend, tasks, True, rows)
+    write(args.out_dir, rows, hw, maskbench)
 
 
-def write(out_dir: Path, rows: list[dict], hw: dict) -> None:
+def maskbench_rows(n: int, seed: int = 0) -> list[dict]:
+    import gzip
+    import random
+
+    path = ROOT.parent / "shared" / "datasets" / "jsonschemabench" / "maskbench.jsonl.gz"
+    with gzip.open(path, "rt") as fh:
+        rows = [json.loads(line) for line in fh]
+    return random.Random(seed).sample(rows, n)
+
+
+def run_maskbench(llama, native, n: int) -> dict:
+    """Grammar level on both paths (MaskBench's own counters), then generation on in-process llama.cpp."""
+    from tqdm.auto import tqdm
+
+    from openfirst.compiler.bench import MaskBench
+    from openfirst.compiler.errors import CompilerError
+    from openfirst.compiler.program import Program, ProgramOptions, Result
+    from openfirst.compiler.schema import SchemaOptions
+    from openfirst.compiler.task import compile_json_schema
+    from openfirst.compiler.tokenizer import smollm2_tokenizer
+    from openfirst.compiler.validation import make_validator
+    from outlines_native import outlines_schema
+
+    rows = maskbench_rows(n)
+    bench = MaskBench(smollm2_tokenizer())
+    bench.run(rows)
+    grammar = bench.summary()
+    gen = {"openfirst": {"compiled": 0, "returned": 0, "invalid_returned": 0, "typed_errors": 0},
+           "outlines": {"compiled": 0, "returned": 0, "invalid_returned": 0, "unparseable": 0}}
+    opts = ProgramOptions(max_tokens=128, max_retries=0)
+    t0 = time.perf_counter()
+    for row in tqdm(rows, desc="maskbench generation", unit="schema"):
+        validator = make_validator(row["schema"])
+        try:
+            task = compile_json_schema(row["schema"], "Produce a JSON value.",
+                                       SchemaOptions(max_string_length=40, max_items=4))
+            program = Program(task, llama, opts)
+        except CompilerError:
+            task = None
+        if task is not None:
+            gen["openfirst"]["compiled"] += 1
+            r = program.run_many(["Produce a JSON value."])[0]
+            if isinstance(r, Result):
+                gen["openfirst"]["returned"] += 1
+                gen["openfirst"]["invalid_returned"] += not validator(r.output)
+            else:
+                gen["openfirst"]["typed_errors"] += 1
+        try:
+            generator = native.generator_for(row["schema"])
+        except CompilerError:
+            continue
+        gen["outlines"]["compiled"] += 1
+        messages = task.messages("Produce a JSON value.") if task is not None else [  # the same prompt
+            {"role": "system", "content": "Produce a JSON value matching this JSON Schema:\n"
+             + json.dumps(outlines_schema(row["schema"], False))[:4000]},
+            {"role": "user", "content": "Produce a JSON value."}]
+        text = native.generate([messages], generator, 128)[0].text
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            gen["outlines"]["unparseable"] += 1
+            continue
+        gen["outlines"]["returned"] += 1
+        gen["outlines"]["invalid_returned"] += not validator(value)
+    return {"schemas": n, "seed": 0, "grammar": {
+        "openfirst": {k: grammar[k] for k in ("compiled", "valid_instances", "valid_rejected", "invalid_accepted")},
+        "outlines_llguidance_raw": {k: grammar["raw_llguidance"].get(k) for k in grammar["raw_llguidance"]
+                                    if not isinstance(grammar["raw_llguidance"].get(k), dict)}},
+        "generation_llamacpp": gen, "generation_seconds": time.perf_counter() - t0}
+
+
+def best(rows: list[dict], engine: str, via_prefix: str, constrained: bool, batch: int | None = None) -> float:
+    xs = [r["output_tok_per_s"] for r in rows if r["engine"] == engine and r["via"].startswith(via_prefix)
+          and r["constrained"] == constrained and (batch is None or r["batch"] == batch)]
+    return max(xs) if xs else float("nan")
+
+
+def summarise(rows: list[dict]) -> dict:
+    fastest_constrained = max((r for r in rows if r["constrained"]), key=lambda r: r["output_tok_per_s"])
+    best_unconstrained = max((r["output_tok_per_s"] for r in rows if not r["constrained"]), default=float("nan"))
+    llama_b1 = best(rows, "llama.cpp in process", "llama.cpp API", True, 1)
+    retired_b1 = best(rows, "transformers in process", "retired", True, 1)
+    outlines_hf_b1 = best(rows, "transformers in process", "outlines Transformers + openfirst", True, 1)
+    return {"default_engine": fastest_constrained["engine"], "default_via": fastest_constrained["via"],
+            "default_constrained_tok_s": fastest_constrained["output_tok_per_s"],
+            "best_unconstrained_tok_s": best_unconstrained,
+            "ratio_default_constrained_to_best_unconstrained":
+                fastest_constrained["output_tok_per_s"] / best_unconstrained,
+            "ratio_default_to_transformers_constrained":
+                fastest_constrained["output_tok_per_s"] / best(rows, "transformers in process", "outlines", True),
+            "llamacpp_in_process_b1_tok_s": llama_b1,
+            "ratio_llamacpp_in_process_to_retired_loop_b1": llama_b1 / retired_b1,
+            "ratio_llamacpp_in_process_to_transformers_outlines_b1": llama_b1 / outlines_hf_b1,
+            "ratio_outlines_transformers_to_retired_loop_b1": outlines_hf_b1 / retired_b1,
+            "invalid_returned_total": sum(r["invalid_returned"] for r in rows)}
+
+
+def write(out_dir: Path, rows: list[dict], hw: dict, maskbench: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def best(engine_filter, constrained):
-        xs = [r["output_tok_per_s"] for r in rows if engine_filter(r) and r["constrained"] == constrained]
-        return max(xs) if xs else float("nan")
-
-    fastest_constrained = max((r for r in rows if r["constrained"]), key=lambda r: r["output_tok_per_s"])
-    best_unconstrained = best(lambda r: True, False)
-    transformers = best(lambda r: r["engine"].startswith("transformers"), True)
-    summary = {"default_engine": fastest_constrained["engine"],
-               "default_constrained_tok_s": fastest_constrained["output_tok_per_s"],
-               "best_unconstrained_tok_s": best_unconstrained,
-               "ratio_default_constrained_to_best_unconstrained": fastest_constrained["output_tok_per_s"] / best_unconstrained,
-               "ratio_default_to_transformers_constrained": fastest_constrained["output_tok_per_s"] / transformers}
+    summary = summarise(rows)
     out = {"command": "bash benchmarks/run_local_engines.sh", "hardware": hw, "summary": summary, "rows": rows,
-           "python": sys.version.split()[0]}
+           "maskbench": maskbench, "python": sys.version.split()[0]}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "local-engines.json").write_text(json.dumps(out, indent=2) + "\n")
     lines = ["# Local engines on the example tasks (SmolLM2-135M-Instruct, 2 shared CPU cores)", "",
              f"Command: `{out['command']}`. Batch 1: the 11 example inputs one at a time; batch 16: 16 support "
-             "tickets at once. Greedy, repetition penalty 1.3, at most 300 new tokens; every output validated.", "",
-             "| engine | constrained | batch | docs/s | output tok/s | prompt tok/s | p50 s/doc | p99 s/doc | valid |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['engine']} | {'yes' if r['constrained'] else 'no'} | {r['batch']} | {r['docs_per_s']:.2f} | "
-              f"{r['output_tok_per_s']:.1f} | {r['prompt_tok_per_s']:.0f} | {r['latency_p50_s']:.2f} | "
-              f"{r['latency_p99_s']:.2f} | {r['valid']}/{r['docs']} |" for r in rows]
-    lines += ["", f"Fastest constrained: **{summary['default_engine']}**, {summary['default_constrained_tok_s']:.1f} "
-              f"output tok/s = {summary['ratio_default_constrained_to_best_unconstrained']:.2f}x the best unconstrained "
-              f"engine and {summary['ratio_default_to_transformers_constrained']:.1f}x transformers in process "
+             "tickets at once (one engine batch, 16 concurrent requests to a server, 16 in a row for in-process "
+             "llama.cpp). Greedy, repetition penalty 1.3, at most 300 new tokens; every output validated, and every "
+             "returned output checked again against the schema (invalid returned).", "",
+             "| engine | via | constrained | batch | docs/s | output tok/s | prompt tok/s | p50 s/doc | p99 s/doc "
+             "| valid | invalid returned |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['engine']} | {r['via']} | {'yes' if r['constrained'] else 'no'} | {r['batch']} | "
+              f"{r['docs_per_s']:.2f} | {r['output_tok_per_s']:.1f} | {r['prompt_tok_per_s']:.0f} | "
+              f"{r['latency_p50_s']:.2f} | {r['latency_p99_s']:.2f} | {r['valid']}/{r['docs']} | "
+              f"{r['invalid_returned']} |" for r in rows]
+    lines += ["", f"Fastest constrained: **{summary['default_engine']}** ({summary['default_via']}), "
+              f"{summary['default_constrained_tok_s']:.1f} output tok/s = "
+              f"{summary['ratio_default_constrained_to_best_unconstrained']:.2f}x the best unconstrained engine and "
+              f"{summary['ratio_default_to_transformers_constrained']:.1f}x transformers in process through outlines "
               "(constrained), all in this run.", "",
+              f"In-process llama.cpp, constrained, batch 1: {summary['llamacpp_in_process_b1_tok_s']:.1f} tok/s = "
+              f"**{summary['ratio_llamacpp_in_process_to_retired_loop_b1']:.1f}x** the retired hand-written "
+              f"transformers loop and {summary['ratio_llamacpp_in_process_to_transformers_outlines_b1']:.1f}x "
+              "transformers through outlines; transformers through outlines = "
+              f"{summary['ratio_outlines_transformers_to_retired_loop_b1']:.2f}x the retired loop. Invalid outputs "
+              f"returned, all rows: {summary['invalid_returned_total']}.", "",
               "Physical limit, measured now: memory bandwidth "
               f"{hw['memory_bandwidth_gb_s']:.1f} GB/s -> batch-1 decode at most {hw['decode_tok_s_limit_fp32']:.0f} "
               f"tok/s in float32 (540 MB of weights read per token), {hw['decode_tok_s_limit_q4']:.0f} tok/s at Q4; "
@@ -182,14 +338,29 @@ def write(out_dir: Path, rows: list[dict], hw: dict) -> None:
               f"(2 x 135M FLOPs per token). Batching raises decode past the batch-1 bound: one weight read serves "
               f"every sequence in the batch. vLLM engine start: {hw.get('vllm_engine_start_s', float('nan')):.0f} s "
               f"offline, {hw.get('vllm_server_start_s', float('nan')):.0f} s as a server."]
+    if maskbench:
+        g, m = maskbench["grammar"], maskbench["generation_llamacpp"]
+        of, raw = g["openfirst"], g["outlines_llguidance_raw"]
+        lines += ["", f"## MaskBench sample: {maskbench['schemas']} schemas (seed {maskbench['seed']})", "",
+                  "| path | schemas compiled | valid instances rejected | invalid instances accepted | "
+                  "generated and returned (llama.cpp, <= 128 tokens) | invalid returned |", "|---|---|---|---|---|---|",
+                  f"| openfirst grammar + validation | {of['compiled']} | {of['valid_rejected']}/{of['valid_instances']} "
+                  f"| {of['invalid_accepted']} | {m['openfirst']['returned']}/{m['openfirst']['compiled']} "
+                  f"({m['openfirst']['typed_errors']} typed errors) | {m['openfirst']['invalid_returned']} |",
+                  f"| outlines JSON type (llguidance, raw schema) | {m['outlines']['compiled']} (llguidance alone: "
+                  f"{raw.get('compiled')}) | {raw.get('valid_rejected')}/{raw.get('valid_instances')} | "
+                  f"{raw.get('invalid_accepted')} | {m['outlines']['returned']}/{m['outlines']['compiled']} "
+                  f"({m['outlines']['unparseable']} not JSON) | {m['outlines']['invalid_returned']} |"]
     (out_dir / "local-engines.md").write_text("\n".join(lines) + "\n")
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    labels = [f"{r['engine']}\n{'constr.' if r['constrained'] else 'free'} b{r['batch']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.5))
+    labels = [f"{r['engine']} · {r['via'][:38]}\n{'constr.' if r['constrained'] else 'free'} b{r['batch']}"
+              for r in rows]
     ax.barh(range(len(rows)), [r["output_tok_per_s"] for r in rows],
             color=["tab:blue" if r["constrained"] else "tab:gray" for r in rows])
-    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.set_yticks(range(len(rows)), labels, fontsize=6)
+    ax.invert_yaxis()
     ax.set_xlabel("output tokens/s (2 CPU cores)")
-    ax.set_title("Local engines, SmolLM2-135M, example tasks")
+    ax.set_title("Local engines, SmolLM2-135M, example tasks (blue: constrained)")
     fig.tight_layout()
     fig.savefig(out_dir / "local-engines.png", dpi=120)
     print("\n".join(lines))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce benchmarks/results/local-engines.{json,md,png} (one command, about 15 minutes on 2 cores).
+# Reproduce benchmarks/results/local-engines.{json,md,png} (one command, about 35 minutes on 2 cores).
 #   bash benchmarks/run_local_engines.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
