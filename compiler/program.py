@@ -14,6 +14,7 @@ from typing import Any, Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from openfirst.compiler.backends.base import AsyncBackend, Backend, Generation
+from openfirst.compiler.confidence import DEFAULT_AGGREGATION, Confidence, confidence
 from openfirst.compiler.errors import BackendError, CompilerError, IncompleteOutput, OutputValidationError
 from openfirst.compiler.grammar import GrammarCompiler, make_compiler
 from openfirst.compiler.task import CompiledTask
@@ -29,6 +30,8 @@ class ProgramOptions(BaseModel):
     constrained: bool = True
     compile_timeout_s: float = Field(10.0, gt=0)
     engine: Literal["llguidance", "xgrammar"] = "llguidance"
+    confidence: Literal["min", "mean", "first", "product"] = Field(
+        DEFAULT_AGGREGATION, description="how token probabilities aggregate into a field's confidence")
 
 
 @dataclass
@@ -50,6 +53,8 @@ class Result(_Outcome):
     token_ids: list[int] | None = None  # the output's tokens and their log-probabilities (None: engine gave none)
     token_texts: list[str] | None = None
     token_logprobs: list[float] | None = None
+    # per-field and overall confidence from the token log-probabilities; None: the engine gave none
+    confidence: Confidence | None = None
 
 
 @dataclass(kw_only=True)
@@ -99,7 +104,9 @@ class _Batch:
                 continue
             try:
                 self.results[i] = Result(output=p.task.parse(g.text), text=g.text, token_ids=g.token_ids,
-                                         token_texts=g.token_texts, token_logprobs=g.token_logprobs, **meta)
+                                         token_texts=g.token_texts, token_logprobs=g.token_logprobs,
+                                         confidence=confidence(g.text, g.token_texts, g.token_logprobs,
+                                                               opts.confidence, g.logprobs_masked), **meta)
             except OutputValidationError as exc:
                 if self.attempt <= opts.max_retries:
                     self.feedback[i].append((g.text, exc.message))

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from openfirst.compiler.backends.base import Generation, GrammarBackend
 from openfirst.compiler.backends.logits import GrammarLogitsProcessor
+from openfirst.compiler.confidence import pieces_from_ids
 from openfirst.compiler.errors import BackendError
 from openfirst.compiler.tokenizer import TokenizerInfo
 
@@ -112,5 +113,7 @@ class LlamaCppBackend(GrammarBackend):
                 text = out["choices"][0]["message"]["content"] or ""
         if not proc.rows:  # max_tokens 0 or an empty generation: the processor never ran
             return Generation(text, 0, 0, False, model=self.model_name, token_ids=[], token_logprobs=[])
+        ids = proc.tokens[0]
+        pieces = pieces_from_ids(ids, lambda t: self.llm.detokenize(t).decode("utf-8", errors="ignore"))
         return Generation(text, proc.prompt_tokens[0], proc.completion_tokens(0), proc.finished(0),
-                          model=self.model_name, token_ids=proc.tokens[0], token_logprobs=proc.logprobs[0])
+                          model=self.model_name, token_ids=ids, token_texts=pieces, token_logprobs=proc.logprobs[0])

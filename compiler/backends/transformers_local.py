@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from openfirst.compiler.backends.base import Generation, GrammarBackend
 from openfirst.compiler.backends.logits import GrammarLogitsProcessor
+from openfirst.compiler.confidence import pieces_from_ids
 from openfirst.compiler.errors import BackendError
 from openfirst.core.paths import cache_dir
 
@@ -118,8 +119,10 @@ class TransformersBackend(GrammarBackend):
             [Chat(list(c)) for c in conversations], max_new_tokens=max_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling)
         if not proc.rows:
             return [Generation(t, 0, 0, False, model=self.model_name) for t in texts]
+        decode = lambda t: self.tokenizer.decode(t, skip_special_tokens=True)  # noqa: E731
         return [Generation(text, proc.prompt_tokens[i], proc.completion_tokens(i), proc.finished(i),
-                           model=self.model_name, token_ids=proc.tokens[i], token_logprobs=proc.logprobs[i])
+                           model=self.model_name, token_ids=proc.tokens[i],
+                           token_texts=pieces_from_ids(proc.tokens[i], decode), token_logprobs=proc.logprobs[i])
                 for i, text in enumerate(texts)]
 
 

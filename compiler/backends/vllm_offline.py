@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openfirst.compiler.backends.base import Generation, RequestBackend
 from openfirst.compiler.errors import BackendError
+from openfirst.compiler.confidence import pieces_from_ids
 from openfirst.compiler.grammar import relax_for_llguidance
 from openfirst.compiler.task import CompiledTask
 
@@ -181,9 +182,13 @@ class VLLMOfflineBackend(RequestBackend):
         logprobs = chosen_logprobs(ids, getattr(best, "logprobs", None))
         if logprobs is not None and ids and best.finish_reason == "stop" and ids[-1] in self.eos_ids:
             ids, logprobs = ids[:-1], logprobs[:-1]  # the EOS that ended it is not part of the output
+        pieces = None
+        if logprobs is not None:
+            tok = self.llm.get_tokenizer()
+            pieces = pieces_from_ids(ids, lambda t: tok.decode(t, skip_special_tokens=True))
         return Generation(best.text, len(out.prompt_token_ids or []), len(best.token_ids or []),
                           best.finish_reason != "length", model=self.model_name, token_ids=ids,
-                          token_logprobs=logprobs)
+                          token_texts=pieces, token_logprobs=logprobs)
 
     @property
     def eos_ids(self) -> set[int]:
