@@ -7,6 +7,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from openfirst.cascade import cli as cli_cascade
     from openfirst.compiler import cli as cli_compiler
     from openfirst.service import cli as cli_service
     from openfirst.router import cli_data, cli_router
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     cli_router.register_bench(bench_sub)
     cli_compiler.register_bench(bench_sub)
+    cli_cascade.register_bench(bench_sub)
     cli_compiler.register(sub)
     cli_data.register(sub)
     cli_service.register(sub)

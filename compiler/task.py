@@ -77,7 +77,7 @@ class CompiledTask:
         msgs = [{"role": "system", "content": self.system_prompt()}]
         for ex in self.examples:
             msgs.append({"role": "user", "content": ex.input})
-            msgs.append({"role": "assistant", "content": ex.output.model_dump_json()})
+            msgs.append({"role": "assistant", "content": ex.output.model_dump_json(exclude_unset=True)})
         msgs.append({"role": "user", "content": text})
         for bad_output, error in feedback:
             msgs.append({"role": "assistant", "content": bad_output})
