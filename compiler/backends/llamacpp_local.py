@@ -105,12 +105,18 @@ class LlamaCppBackend(GrammarBackend):
         kw = dict(max_tokens=max_tokens, temperature=temperature, repeat_penalty=repetition_penalty)
         with self._lock:
             self.llm.set_seed(seed)
-            if self.via_outlines:
-                text = outlines.Generator(self.model, processor=proc)(Chat(list(conversation)), **kw)
-            else:
-                out = self.llm.create_chat_completion(list(conversation), logits_processor=LogitsProcessorList([proc]),
-                                                      **kw)
-                text = out["choices"][0]["message"]["content"] or ""
+            try:
+                if self.via_outlines:
+                    text = outlines.Generator(self.model, processor=proc)(Chat(list(conversation)), **kw)
+                else:
+                    out = self.llm.create_chat_completion(list(conversation),
+                                                          logits_processor=LogitsProcessorList([proc]), **kw)
+                    text = out["choices"][0]["message"]["content"] or ""
+            except ValueError as exc:  # llama.cpp refuses e.g. a prompt longer than its context: this input fails
+                self.llm.reset()
+                hint = "shorten the input or load the model with a larger n_ctx" if "context" in str(exc) else None
+                return Generation.failed(BackendError(f"llama.cpp refused the request: {exc}", hint=hint),
+                                         self.model_name)
         if not proc.rows:  # max_tokens 0 or an empty generation: the processor never ran
             return Generation(text, 0, 0, False, model=self.model_name, token_ids=[], token_logprobs=[])
         ids = proc.tokens[0]

@@ -62,6 +62,15 @@ def test_max_tokens_cuts_into_an_incomplete_output(backend, ticket):
         program.run(texts(1)[0])
 
 
+def test_a_prompt_longer_than_the_context_fails_that_input_only(backend, ticket):
+    """Found by the MaskBench run: llama.cpp raised ValueError out of generate and ended the whole batch."""
+    program = Program(ticket, backend, ProgramOptions(max_tokens=60, max_retries=0))
+    long_text, short_text = "refund please " * 3000, texts(1)[0]
+    long, short = program.run_many([long_text, short_text])
+    assert isinstance(long.error, BackendError) and "context" in long.error.message and long.error.hint
+    assert isinstance(short, Result)
+
+
 def test_a_missing_gguf_is_a_clear_error(tmp_path):
     with pytest.raises(BackendError, match="no GGUF file"):
         LlamaCppBackend.load(tmp_path / "nope.gguf")
