@@ -22,13 +22,13 @@ import numpy as np
 
 from openfirst.cascade import evaluation as ev
 from openfirst.cascade.snips import (INTENTS, PUBLISHED, IntentData, SlotCounts, all_right, covering_examples,
-                                     example_pairs, load, predicted_slots, slot_model)
+                                     example_pairs, load, predicted_slots, slot_model, span_task)
 from openfirst.compiler.confidence import AGGREGATIONS, confidence
 from openfirst.core.paths import cache_dir
 
 # GPT-4o list prices (USD per million tokens), for the frontier's cost per utterance
 FRONTIER_PRICE = (2.50, 10.00)
-RECORDS_VERSION = 1
+RECORDS_VERSION = 2  # 2: slot values constrained to word spans of the utterance
 
 
 def _records_path(mode: str, k: int, limit: int | None) -> Path:
@@ -37,7 +37,7 @@ def _records_path(mode: str, k: int, limit: int | None) -> Path:
 
 
 def run_local(data: Sequence[IntentData], mode: str, k: int, limit: int | None, backend: Any, embed: Any,
-              progress: bool = True) -> list[dict[str, Any]]:
+              progress: bool = True, extractive: bool = True) -> list[dict[str, Any]]:
     """Run the local model on the validate utterances; one record per utterance."""
     from tqdm.auto import tqdm
 
@@ -61,6 +61,8 @@ def run_local(data: Sequence[IntentData], mode: str, k: int, limit: int | None, 
             shots = [[d.train[j] for j in np.argsort(-row, kind="stable")[:k]] for row in sims]
         for u, examples in zip(utterances, shots):
             task = compile_task(model, examples=example_pairs(examples))
+            if extractive:
+                task = span_task(task, u.text)
             program = Program(task, backend, opts, compiler=compiler)
             t0 = time.perf_counter()
             r = program.run_many([u.text])[0]

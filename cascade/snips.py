@@ -88,6 +88,37 @@ def slot_model(data: IntentData) -> type[BaseModel]:
     return model
 
 
+_EDGE = ".,!?;:\"'()"
+
+
+def word_spans(text: str) -> list[str]:
+    """Every run of whole words of `text`, as written and with edge punctuation stripped: the values a slot
+    can take when it is copied from the utterance."""
+    words = text.split()
+    out: dict[str, None] = {}
+    for i in range(len(words)):
+        for j in range(i + 1, len(words) + 1):
+            span = " ".join(words[i:j])
+            for v in (span, span.strip(_EDGE)):
+                if v:
+                    out[v] = None
+    return list(out)
+
+
+def span_task(task: Any, text: str) -> Any:
+    """The task with its grammar narrowed to values copied from `text` (each slot: a word span or absent);
+    prompt and validation stay the task's own."""
+    import dataclasses
+
+    from openfirst.compiler.schema import SchemaOptions, normalise
+
+    props = {name: {"anyOf": [{"$ref": "#/$defs/span"}, {"type": "null"}]} for name in task.json_schema["properties"]}
+    schema = {"type": "object", "properties": props, "additionalProperties": False,
+              "$defs": {"span": {"enum": word_spans(text)}}}
+    norm, report = normalise(schema, SchemaOptions())
+    return dataclasses.replace(task, schema=norm, report=report)
+
+
 def example_pairs(utterances: Sequence[Utterance]) -> list[tuple[str, dict[str, str]]]:
     """(input, output) pairs for `compile_task(examples=...)`: the first value of each slot."""
     out = []
