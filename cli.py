@@ -12,7 +12,10 @@ def build_parser() -> argparse.ArgumentParser:
     from openfirst.service import cli as cli_service
     from openfirst.router import cli_data, cli_router
 
+    from openfirst import __version__
+
     parser = argparse.ArgumentParser(prog="openfirst", description="Run LLM work on open models; route the rest.")
+    parser.add_argument("--version", action="version", version=f"openfirst {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     eval_parser = cli_router.register(sub)
     cli_service.extend_eval(eval_parser)

@@ -14,9 +14,10 @@ from openfirst.core.errors import ConfigError
 
 
 def open_text(path: Path) -> io.TextIOBase:
+    """UTF-8 text; a byte-order mark (what Excel writes) is skipped, not read into the first column's name."""
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def row_format(path: Path) -> str:

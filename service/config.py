@@ -101,6 +101,12 @@ class RoutingSettings(_Strict):
     fallback_local_to_frontier: bool = Field(
         False, description="a failed local answer is retried on the frontier (never for pinned requests)")
     fallback_frontier_to_local: bool = Field(True, description="a failed frontier answer is retried locally")
+    cascade_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="cascade: a local answer whose confidence is below this, or that failed "
+        "validation, is escalated to the frontier (never for pinned requests); None: off. Calibrate it with "
+        "openfirst.cascade.policy.threshold_for_share / threshold_for_quality on a labeled sample")
+    cascade_scope: Literal["output", "field"] = Field(
+        "output", description="the confidence compared: the whole output's, or the least confident field's")
 
 
 class PrivacySettings(_Strict):

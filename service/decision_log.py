@@ -26,8 +26,8 @@ from openfirst.core.rows import iter_raw_rows
 # keys of one decision record; scripts read them, keep them stable
 RECORD_KEYS = ("id", "time", "endpoint", "task", "query", "query_sha256", "target", "decided_by", "p_success",
                "score", "threshold", "expected_frontier_share", "pin_reasons", "model", "ok", "error", "latency_s",
-               "cost_usd", "query_hmac", "query_truncated", "caller")
-DECIDERS = ("router", "privacy", "default", "fallback", "policy", "budget")
+               "cost_usd", "query_hmac", "query_truncated", "caller", "confidence")
+DECIDERS = ("router", "privacy", "default", "fallback", "cascade", "policy", "budget")
 
 
 def query_digest(text: str) -> str:
@@ -209,10 +209,31 @@ def evaluate_decisions(decisions: Sequence[dict[str, Any]], labels: dict[str, di
         "cost_usd_per_request": float(np.mean(costs)) if costs else None,
         "cost_usd_per_request_at_prices": (float(np.mean(np.where(targets == "frontier", prices[1], prices[0])))
                                            if prices is not None else None),
+        "cascade": _cascade_report(decisions, labels),
         "drift": _drift(share_routed, float(np.mean(recent)) if recent.size else math.nan,
                         len(recent), target_share, tolerance),
     }
     return report
+
+
+def _cascade_report(decisions: Sequence[dict[str, Any]], labels: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The cascade's share of decisions, the accuracy of what it escalated and of the local answers it kept, and
+    how well the logged confidence separated right from wrong local answers (labeled ones)."""
+    escalated = [d for d in decisions if d.get("decided_by") == "cascade"]
+    kept = [d for d in decisions if d.get("target") == "local" and d.get("confidence") is not None
+            and d.get("decided_by") != "privacy"]
+    acc = lambda rows: _mean([_outcome(d, labels[str(d["id"])], d["target"])  # noqa: E731
+                              for d in rows if str(d["id"]) in labels])
+    pairs = [(d["confidence"], _outcome(d, labels[str(d["id"])], "local")) for d in decisions
+             if d.get("confidence") is not None and str(d["id"]) in labels]
+    pairs = [(c, y) for c, y in pairs if y is not None]
+    auroc = None
+    if pairs and len({y >= 0.5 for _, y in pairs}) == 2:
+        from sklearn.metrics import roc_auc_score
+
+        auroc = float(roc_auc_score([y >= 0.5 for _, y in pairs], [c for c, _ in pairs]))
+    return {"escalated": len(escalated), "share": len(escalated) / len(decisions) if decisions else 0.0,
+            "accuracy_escalated": acc(escalated), "accuracy_kept_local": acc(kept), "confidence_auroc": auroc}
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -278,6 +299,10 @@ def markdown_summary(report: dict[str, Any], title: str) -> str:
             ("recent frontier share", drift["recent_frontier_share"]),
             ("routed accuracy", report["accuracy"]), ("always local", report["accuracy_always_local"]),
             ("always frontier", report["accuracy_always_frontier"]), ("errors", report["errors"]),
+            ("cascade: escalated", report["cascade"]["escalated"]),
+            ("cascade: accuracy escalated / kept local",
+             f"{fmt(report['cascade']['accuracy_escalated'])} / {fmt(report['cascade']['accuracy_kept_local'])}"),
+            ("cascade: confidence AUROC", report["cascade"]["confidence_auroc"]),
             ("cost per request (USD, logged)", report["cost_usd_per_request"]),
             ("cost per request (USD, at prices)", report["cost_usd_per_request_at_prices"])]
     lines = [f"### {title}", "", "| | |", "|---|---|"] + [f"| {k} | {fmt(v)} |" for k, v in rows]

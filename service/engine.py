@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from openfirst.cascade.policy import score_of
+from openfirst.compiler.errors import IncompleteOutput, OutputValidationError
 from openfirst.compiler.program import Failure, Program, Result
 from openfirst.service.routed import OTHER, RoutedProgram
 from openfirst.service.auth import Authenticator, Caller, FrontierBudgetExceeded
@@ -37,7 +39,7 @@ class Route:
     """Where one input goes and why."""
 
     target: str
-    decided_by: str  # router | privacy | default | fallback | policy (the key may not use the frontier) | budget
+    decided_by: str  # router | privacy | default | fallback | cascade | policy (key may not use the frontier) | budget
     p_success: float | None = None
     score: float | None = None
     threshold: float | None = None
@@ -256,19 +258,39 @@ class Service:
                 self.settle(caller, amount, 0.0)
             raise
 
+        cascaded: dict[int, str] = {}  # input -> why the cascade escalated its local answer
+
+        def to_frontier(i: int) -> bool:  # it must fit the budget too
+            moved, reserved[i] = self.admit_frontier(
+                caller, Route("frontier", "fallback"), lambda: self._extract_worst_case(task_name, items[i].text))
+            return moved.target == "frontier"
+
         def fall_back(i: int, failure: Failure) -> bool:
+            if self.may_cascade(routes[i], caller) and isinstance(failure.error, (OutputValidationError,
+                                                                                  IncompleteOutput)):
+                if to_frontier(i):
+                    cascaded[i] = f"the local answer failed: {type(failure.error).__name__}"
+                    return True
+                return False
             if not self.may_fall_back(routes[i], caller):
                 return False
-            if routes[i].target == "local":  # to the frontier: it must fit the budget too
-                moved, reserved[i] = self.admit_frontier(
-                    caller, Route("frontier", "fallback"), lambda: self._extract_worst_case(task_name, items[i].text))
-                return moved.target == "frontier"
+            return to_frontier(i) if routes[i].target == "local" else True
+
+        def escalate(i: int, result: Result) -> bool:
+            r = self.config.routing
+            if not self.may_cascade(routes[i], caller):
+                return False
+            score = score_of(result.confidence, r.cascade_scope)
+            if score is None or score >= r.cascade_threshold or not to_frontier(i):
+                return False
+            cascaded[i] = f"local confidence {score:.3f} < {r.cascade_threshold:g}"
             return True
 
         try:
             done = await self.programs[task_name].arun_many(
                 [item.text for item in items], [r.target for r in routes], may_fall_back=fall_back,
-                on_outcome=lambda target, r: self.metrics.generation(target, r.latency_s, r.usage, r.cost_usd))
+                on_outcome=lambda target, r: self.metrics.generation(target, r.latency_s, r.usage, r.cost_usd),
+                escalate=escalate)
         except asyncio.CancelledError:  # the request's deadline: the decisions are still logged
             for amount in reserved:
                 self.settle(caller, amount, amount)  # the calls may have been billed: book the worst case
@@ -280,13 +302,22 @@ class Service:
         for i, d in enumerate(done):
             frontier_run = d.outcome if d.target == "frontier" else d.first if d.fallback_from == "frontier" else None
             self.settle(caller, reserved[i], frontier_run.cost_usd if frontier_run is not None else 0.0)
-            if d.fallback_from is not None:
+            if i in cascaded and d.fallback_from == "local":
+                r = routes[i]
+                routes[i] = Route("frontier", "cascade", r.p_success, r.score, r.threshold, cascaded[i])
+            elif d.fallback_from is not None:
                 routes[i] = routes[i].fall_back(type(d.fallback_error).__name__)
         total = time.perf_counter() - start
-        out = [self._outcome(items[i], routes[i], d.outcome, d.fallback_from) for i, d in enumerate(done)]
+        out = [self._outcome(items[i], routes[i], d.outcome, d.fallback_from, d.first) for i, d in enumerate(done)]
         self._record("extract", task_name, items, routes, out, total)
         return [Outcome(body, d.outcome.error if isinstance(d.outcome, Failure) else None)
                 for body, d in zip(out, done)]
+
+    def may_cascade(self, route: Route, caller: Caller | None = None) -> bool:
+        """Whether the cascade may escalate this input's local answer: on, not pinned, a frontier the key may use."""
+        return self.config.routing.cascade_threshold is not None and route.target == "local" \
+            and not route.pinned and "frontier" in self.backends and route.decided_by not in ("policy", "budget") \
+            and (caller is None or caller.settings.frontier)
 
     def may_fall_back(self, route: Route, caller: Caller | None = None) -> bool:
         r = self.config.routing
@@ -296,11 +327,14 @@ class Service:
                 and (caller is None or caller.settings.frontier)
         return r.fallback_frontier_to_local
 
-    def _outcome(self, item: Item, route: Route, outcome: Result | Failure, fallback_from: str | None
-                 ) -> dict[str, Any]:
+    def _outcome(self, item: Item, route: Route, outcome: Result | Failure, fallback_from: str | None,
+                 first: Result | Failure | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"id": item.id, **route.public(), "model": outcome.model, "backend": outcome.backend,
                                "latency_ms": round(outcome.latency_s * 1000, 3), "cost_usd": outcome.cost_usd,
-                               "usage": outcome.usage, "attempts": outcome.attempts, "fallback_from": fallback_from}
+                               "usage": outcome.usage, "attempts": outcome.attempts, "fallback_from": fallback_from,
+                               "confidence": confidence_body(outcome)}
+        if fallback_from == "local" and first is not None:  # the local answer's confidence, which led to escalation
+            out["local_confidence"] = confidence_body(first)
         if isinstance(outcome, Result):
             data = outcome.output.model_dump(mode="json") if hasattr(outcome.output, "model_dump") else outcome.output
             out["output"] = data
@@ -330,6 +364,7 @@ class Service:
                 "error": out["error"]["type"] if out and "error" in out else None,
                 "latency_s": (out["latency_ms"] / 1000 if out and out.get("latency_ms") is not None else total_s),
                 "caller": item.caller,
+                "confidence": _overall(out.get("local_confidence") or out.get("confidence")) if out else None,
                 "cost_usd": out.get("cost_usd") if out else None})
         if self.decision_log is not None:
             self.decision_log.write_many(records)
@@ -382,6 +417,19 @@ def _describe(backend: Any) -> dict[str, Any] | None:
         return None
     return {"name": backend.name, "model": backend.model_name,
             "base_url": redact_url(getattr(backend, "base_url", None))}
+
+
+def confidence_body(outcome: Result | Failure | None) -> dict[str, Any] | None:
+    """An answer's confidence for the response: overall, per field, how aggregated, whether under the grammar's
+    mask; None where the engine gave no log-probabilities (a frontier API, a failed answer)."""
+    c = outcome.confidence if isinstance(outcome, Result) else None
+    if c is None:
+        return None
+    return {"overall": c.overall, "fields": c.fields, "aggregation": c.aggregation, "masked": c.masked}
+
+
+def _overall(body: dict[str, Any] | None) -> float | None:
+    return None if body is None else body["overall"]
 
 
 def error_body(error: BaseException) -> dict[str, Any]:

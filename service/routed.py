@@ -45,21 +45,24 @@ class RoutedProgram:
 
     async def arun_many(self, texts: Sequence[str], targets: Sequence[Target],
                         may_fall_back: Callable[[int, Failure], bool] = lambda i, failure: False,
-                        on_outcome: Callable[[Target, Result | Failure], None] | None = None) -> list[Routed]:
+                        on_outcome: Callable[[Target, Result | Failure], None] | None = None,
+                        escalate: Callable[[int, Result], bool] = lambda i, result: False) -> list[Routed]:
         """Run each text on its target (one batch per target, concurrently); a Failure for which
-        `may_fall_back(index, failure)` holds runs once more on the other target, if that target has a program."""
+        `may_fall_back(index, failure)` holds, or a Result for which `escalate(index, result)` holds (the cascade:
+        an unsure local answer), runs once more on the other target, if that target has a program."""
         if len(texts) != len(targets):
             raise ValueError("one target per text")
         out: list[Routed | None] = [None] * len(texts)
         await self._run(texts, list(targets), range(len(texts)), out, on_outcome)
-        retry = [i for i, r in enumerate(out) if isinstance(r.outcome, Failure) and OTHER[r.target] in self.programs
-                 and may_fall_back(i, r.outcome)]
+        retry = [i for i, r in enumerate(out) if OTHER[r.target] in self.programs and (
+            may_fall_back(i, r.outcome) if isinstance(r.outcome, Failure) else escalate(i, r.outcome))]
         if retry:
             first = {i: out[i] for i in retry}
             moved = [OTHER[r.target] if i in first else r.target for i, r in enumerate(out)]
             await self._run(texts, moved, retry, out, on_outcome)
             for i, was in first.items():
-                out[i].fallback_from, out[i].fallback_error, out[i].first = was.target, was.outcome.error, was.outcome
+                out[i].fallback_from, out[i].first = was.target, was.outcome
+                out[i].fallback_error = was.outcome.error if isinstance(was.outcome, Failure) else None
         return out  # type: ignore[return-value]
 
     def run_many(self, texts: Sequence[str], targets: Sequence[Target],

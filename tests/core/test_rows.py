@@ -29,3 +29,14 @@ def test_unknown_format(tmp_path):
     (tmp_path / "a.txt").write_text("x")
     with pytest.raises(ConfigError, match="unknown log format"):
         list(iter_raw_rows(tmp_path / "a.txt"))
+
+
+def test_a_csv_saved_by_excel_with_a_byte_order_mark_reads_its_first_column(tmp_path):
+    """Reported: a UTF-8-with-BOM CSV failed with 'missing query column' on every line."""
+    path = tmp_path / "log.csv"
+    path.write_bytes("query,local_score\nwhat is 2+2,1\n".encode("utf-8-sig"))
+    rows = [row for _, row, _ in iter_raw_rows(path)]
+    assert rows == [{"query": "what is 2+2", "local_score": "1"}]
+    jsonl = tmp_path / "log.jsonl"
+    jsonl.write_bytes('{"query": "x"}\n'.encode("utf-8-sig"))
+    assert [row for _, row, _ in iter_raw_rows(jsonl)] == [{"query": "x"}]

@@ -70,3 +70,49 @@ def test_strict_mode_lets_only_allow_listed_traffic_leave(tmp_path):
                            privacy={"strict": True, "frontier_tasks": ["support_ticket"]})
     assert extract(allowed, HARD)[0].body["target"] == "frontier"
     assert extract(allowed, PRIVATE)[0].body["decided_by"] == "privacy"  # the detectors still apply
+
+
+def _answer(text, logprob):
+    """A local answer with one token per character, the last value character at `logprob` (FAKE engine output)."""
+    from openfirst.compiler.backends.base import Generation
+
+    pieces = list(text)
+    lps = [0.0] * len(pieces)
+    lps[-3] = logprob
+    return Generation(text, 10, len(pieces), True, model="small", token_texts=pieces, token_logprobs=lps)
+
+
+def test_the_cascade_escalates_unsure_local_answers_and_logs_why(tmp_path):
+    from openfirst.service.decision_log import evaluate_decisions, read_decisions
+
+    local = ScriptedBackend([_answer(GOOD_TICKET, -0.01), _answer(GOOD_TICKET, -3.0), _answer(GOOD_TICKET, -3.0)],
+                            model_name="small")
+    frontier = ScriptedBackend([GOOD_TICKET], cycle=True, model_name="big")
+    service = fake_service(tmp_path, local, frontier, router=None, routing={"cascade_threshold": 0.5})
+    sure, unsure = extract(service, EASY, HARD)
+    private = asyncio.run(service.extract("support_ticket", [Item(PRIVATE, "id-private")]))[0]
+    assert (sure.body["target"], sure.body["decided_by"]) == ("local", "default")
+    assert sure.body["confidence"]["overall"] > 0.9 and sure.body["confidence"]["fields"]
+    assert (unsure.body["target"], unsure.body["decided_by"], unsure.body["fallback_from"]) == (
+        "frontier", "cascade", "local")
+    assert unsure.body["local_confidence"]["overall"] < 0.1 and "confidence" in unsure.body["reason"]
+    assert unsure.body["confidence"] is None  # the frontier API gives no log-probabilities
+    assert (private.body["target"], private.body["decided_by"]) == ("local", "privacy")  # never escalated
+    assert len(frontier.seen) == 1
+    service.close()
+    decisions = read_decisions(tmp_path / "decisions.jsonl")
+    assert [d["decided_by"] for d in decisions] == ["default", "cascade", "privacy"]
+    assert decisions[1]["confidence"] < 0.1 and decisions[0]["confidence"] > 0.9
+    labels = {"id-0": {"local_score": 1.0}, "id-1": {"local_score": 0.0, "frontier_score": 1.0}}
+    report = evaluate_decisions(decisions, labels)
+    assert report["decided_by"]["cascade"] == 1 and report["cascade"]["escalated"] == 1
+    assert report["cascade"]["accuracy_escalated"] == 1.0 and report["cascade"]["confidence_auroc"] == 1.0
+
+
+def test_the_cascade_escalates_a_local_answer_that_fails_validation(tmp_path):
+    local = ScriptedBackend(['{"category":"nonsense"}'], cycle=True, model_name="small")
+    frontier = ScriptedBackend([GOOD_TICKET], cycle=True, model_name="big")
+    service = fake_service(tmp_path, local, frontier, router=None, routing={"cascade_threshold": 0.5})
+    out = extract(service, EASY)[0]
+    assert (out.body["target"], out.body["decided_by"], out.error) == ("frontier", "cascade", None)
+    assert "OutputValidationError" in out.body["reason"]
