@@ -30,6 +30,8 @@ def register(sub) -> None:
     e.add_argument("--temperature", type=float, default=0.0)
     e.add_argument("--repetition-penalty", type=float, default=1.0)
     e.add_argument("--engine", choices=["llguidance", "xgrammar"], default="llguidance")
+    e.add_argument("--retry-errors", action="store_true",
+                   help="run again the ids whose earlier output line is an error (the error line is replaced)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(handler=cmd_extract)
 
@@ -90,8 +92,24 @@ def cmd_extract(args: argparse.Namespace) -> int:
     else:
         backend = TransformersBackend.load(args.model)
     program = Program(task, backend, options)
-    counts = run_extraction(program, args.input, args.output, args.text_field, args.batch_size, not args.no_progress)
+    counts = run_extraction(program, args.input, args.output, args.text_field, args.batch_size, not args.no_progress,
+                            retry_errors=args.retry_errors)
     print(json.dumps(counts))
+    return extraction_status(counts)
+
+
+def extraction_status(counts: dict) -> int:
+    """1 when any record of this run failed (with a summary on stderr), else 0; earlier errors are mentioned."""
+    import sys
+
+    if counts["error"]:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(counts["errors_by_type"].items()))
+        print(f"openfirst: {counts['error']} of {counts['ok'] + counts['error']} records failed ({kinds}); fix the "
+              "cause and rerun with --retry-errors", file=sys.stderr)
+        return 1
+    if counts["errors_kept"]:
+        print(f"openfirst: {counts['errors_kept']} records failed in an earlier run and were left as they are; "
+              "--retry-errors runs them again", file=sys.stderr)
     return 0
 
 

@@ -29,18 +29,43 @@ def read_inputs(path: Path, text_field: str = "text") -> Iterator[tuple[int, Any
         yield lineno, rid, text, None
 
 
-def done_ids(path: Path) -> set[str]:
-    """Ids already present in an output file (its tail repaired first, bytes decoded with replacement)."""
+def done_ids(path: Path) -> tuple[set[str], int]:
+    """(ids already present in an output file, how many of those lines are errors); its tail is repaired first,
+    bytes are decoded with replacement."""
     ids: set[str] = set()
+    errors = 0
     if not path.exists():
-        return ids
+        return ids, errors
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             try:
-                ids.add(id_key(json.loads(line)["id"]))
+                rec = json.loads(line)
+                ids.add(id_key(rec["id"]))
+                errors += "error" in rec
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue
-    return ids
+    return ids, errors
+
+
+def drop_errors(path: Path) -> int:
+    """Rewrite the output without its error lines (atomically), so those ids run again; returns how many."""
+    if not path.exists():
+        return 0
+    kept, dropped = [], 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                is_error = "error" in json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
+                is_error = False
+            dropped += is_error
+            if not is_error:
+                kept.append(line)
+    if dropped:
+        tmp = path.with_name(path.name + ".retry.tmp")
+        tmp.write_bytes(b"".join(kept))
+        tmp.replace(path)
+    return dropped
 
 
 def id_key(rid: Any) -> str:
@@ -65,9 +90,11 @@ def check_ids(rows: list[tuple[int, Any, str | None, str | None]]) -> None:
 
 
 def run_extraction(program: Program, input_path: Path, output_path: Path, text_field: str = "text",
-                   batch_size: int = 8, show_progress: bool = True) -> dict[str, int]:
+                   batch_size: int = 8, show_progress: bool = True, retry_errors: bool = False) -> dict[str, Any]:
     """Extract every input not yet in the output, appending one JSON line per input. Resumable: a crash's torn
-    tail is repaired and finished ids are skipped. One run at a time per output file (an exclusive lock)."""
+    tail is repaired and finished ids are skipped; `retry_errors` first removes the error lines so those ids run
+    again (still one line per id). One run at a time per output file (an exclusive lock). Counts: ok, error (this
+    run), errors_by_type, skipped_done, errors_kept (earlier error lines left in place)."""
     if not input_path.exists():
         raise TaskSpecError(f"input file {input_path} does not exist")
     rows = list(read_inputs(input_path, text_field))
@@ -75,9 +102,12 @@ def run_extraction(program: Program, input_path: Path, output_path: Path, text_f
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(output_path):
         repair_tail(output_path)
-        seen = done_ids(output_path)
+        retried = drop_errors(output_path) if retry_errors else 0
+        seen, kept_errors = done_ids(output_path)
         todo = [row for row in rows if id_key(row[1]) not in seen]
-        counts = {"skipped_done": len(rows) - len(todo), "ok": 0, "error": 0}
+        by_type: dict[str, int] = {}
+        counts: dict[str, Any] = {"skipped_done": len(rows) - len(todo), "ok": 0, "error": 0,
+                                  "errors_by_type": by_type, "errors_kept": kept_errors, "retried": retried}
         with open(output_path, "a", encoding="utf-8") as out, \
                 tqdm(total=len(todo), desc="extract", unit="doc", disable=not show_progress) as bar:
             for start in range(0, len(todo), batch_size):
@@ -87,6 +117,8 @@ def run_extraction(program: Program, input_path: Path, output_path: Path, text_f
                 for i, (lineno, rid, text, error) in enumerate(batch):
                     rec = _record(rid, results.get(i), error, lineno)
                     counts["ok" if "output" in rec else "error"] += 1
+                    if "error" in rec:
+                        by_type[rec["error"]["type"]] = by_type.get(rec["error"]["type"], 0) + 1
                     out.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 out.flush()
                 bar.update(len(batch))

@@ -30,9 +30,11 @@ def test_extract_cli_is_resumable(tiny_model_dir, tmp_path, capsys):
     argv = ["extract", "--backend", "transformers", "--task", f"{task_file}:T", "--input", str(inp), "--output",
             str(out), "--model",
             str(tiny_model_dir), "--text-field", "body", "--max-tokens", "60", "--no-progress", "--temperature", "1"]
-    assert main(argv) == 0
-    counts = json.loads(capsys.readouterr().out)
-    assert counts["skipped_done"] == 1
+    assert main(argv) == 1  # two records failed (no text, not JSON): the exit status says so
+    captured = capsys.readouterr()
+    counts = json.loads(captured.out)
+    assert counts["skipped_done"] == 1 and counts["errors_by_type"] == {"InputError": 2}
+    assert "2 of 3 records failed (InputError 2)" in captured.err and "--retry-errors" in captured.err
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     by_id = {x["id"]: x for x in lines}
     assert [x["id"] for x in lines] == [1, 2, 3, "line-4"]
@@ -41,8 +43,9 @@ def test_extract_cli_is_resumable(tiny_model_dir, tmp_path, capsys):
     assert len(by_id[2]["output"]["label"]) <= 8 and 0 <= by_id[2]["output"]["score"] <= 9
     assert by_id[2]["model"] == str(tiny_model_dir) and "usage" in by_id[2]
     assert by_id[3]["error"]["type"] == "InputError" and "body" in by_id[3]["error"]["message"]
-    assert main(argv) == 0  # nothing left to do
-    assert json.loads(capsys.readouterr().out)["skipped_done"] == 4
+    assert main(argv) == 0  # nothing left to do; the earlier errors are pointed out
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["skipped_done"] == 4 and "2 records failed in an earlier run" in captured.err
 
 
 # -- resume safety, on a scripted FAKE backend (fast) ---------------------------------------------------------------
@@ -131,3 +134,17 @@ def test_killed_at_random_points_and_rerun_concurrently(tmp_path):
     assert all(code == 0 or "another `openfirst extract`" in err for code, err in results)
     subprocess.run(argv, check=True)
     assert ids_once(out, 150)
+
+
+def test_a_run_that_failed_everywhere_can_be_retried_after_the_fix(tmp_path):
+    """Reported: with a wrong --text-field every record failed, exit 0, and the rerun skipped them all as done."""
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text('{"id": "a", "body": "x"}\n{"id": "b", "body": "y"}\n')
+    first = run_extraction(scripted_program(), inp, out, text_field="text", show_progress=False)
+    assert (first["ok"], first["error"], first["errors_by_type"]) == (0, 2, {"InputError": 2})
+    again = run_extraction(scripted_program(), inp, out, text_field="body", show_progress=False)
+    assert again["skipped_done"] == 2 and again["errors_kept"] == 2  # without --retry-errors: left, but said
+    fixed = run_extraction(scripted_program(), inp, out, text_field="body", show_progress=False, retry_errors=True)
+    assert (fixed["retried"], fixed["ok"], fixed["error"]) == (2, 2, 0)
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted(x["id"] for x in lines) == ["a", "b"] and all("output" in x for x in lines)
