@@ -107,6 +107,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/healthz", summary="liveness; with a key allowed 'health' (or without keys configured): what is "
              "configured")
+    @app.get("/health", summary="alias of /healthz")
     async def healthz(request: Request) -> dict[str, Any]:
         caller = caller_of(request)
         if service.auth.enabled and (caller is None or not caller.may("health")):
@@ -116,6 +117,18 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
+
+    @app.get("/v1/models", summary="OpenAI's model list: openfirst-router (chat) and one entry per task")
+    async def models(request: Request) -> dict[str, Any]:
+        from openfirst.service.chat import ROUTER_MODEL
+
+        caller = caller_of(request)
+        created = int(service.started_at)
+        data = [{"id": ROUTER_MODEL, "object": "model", "created": created, "owned_by": "openfirst"}]
+        data += [{"id": f"task:{name}", "object": "model", "created": created, "owned_by": "openfirst",
+                  "extract_path": f"/v1/tasks/{name}/extract"}
+                 for name in service.tasks if caller is None or caller.may_run(name)]
+        return {"object": "list", "data": data}
 
     @app.get("/v1/tasks", summary="the tasks served, with their JSON Schemas")
     async def tasks(request: Request) -> dict[str, Any]:

@@ -81,6 +81,7 @@ class Service:
     def __init__(self, config: ServiceConfig, tasks: dict[str, CompiledTask], backends: dict[str, Any],
                  router: Any = None, decision_log: DecisionLog | None = None):
         self.config = config
+        self.started_at = time.time()
         self.tasks = tasks
         self.backends = backends  # "local" always, "frontier" when configured
         self.router = router

@@ -24,6 +24,10 @@ def test_endpoints_and_errors(tmp_path):
     local = ScriptedBackend([GOOD_TICKET, ConnectionFailed("down")], cycle=True)
     service = fake_service(tmp_path, local, ScriptedBackend([GOOD_TICKET], cycle=True), limits={"max_batch": 2})
     assert call(service, "GET", "/healthz").json()["status"] == "ok"
+    assert call(service, "GET", "/health").json()["status"] == "ok"  # the alias
+    models = call(service, "GET", "/v1/models").json()
+    assert models["object"] == "list" and [m["id"] for m in models["data"]] == ["openfirst-router",
+                                                                               "task:support_ticket"]
     tasks = call(service, "GET", "/v1/tasks").json()["tasks"]
     assert tasks[0]["name"] == "support_ticket" and tasks[0]["frontier"] is True
     route = call(service, "POST", "/v1/route", json={"inputs": ["prove the theorem 1", "refund my order 2"]}).json()
