@@ -167,4 +167,11 @@ def load_log_or_public(item: str, data_dir: Path | None = None, *, columns: Colu
     """A public data set by name, or an outcome log file (JSONL/CSV)."""
     if is_public_name(item):
         return load_public(item, data_dir, **public_kw)
+    if not Path(item).exists():
+        import difflib
+
+        close = difflib.get_close_matches(item, DATASETS, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise DataError(f"{item}: no such file, and not a public data set",
+                        hint=f"{hint}public data sets: {', '.join(DATASETS)}; or give the path of a JSONL/CSV log")
     return read_log(item, columns, require_local=require_local, skip_bad_lines=skip_bad_lines)

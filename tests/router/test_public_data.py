@@ -39,3 +39,16 @@ def test_llmrouter_regrouped_by_question(data_dir):
 def test_missing_data_dir_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="missing data file"):
         load_routellm_gsm8k(tmp_path)
+
+
+def test_a_mistyped_data_set_name_lists_the_valid_ones(tmp_path, monkeypatch):
+    """Reported: a mistyped public data set name said only 'no such file'."""
+    import pytest
+
+    from openfirst.router.errors import DataError
+    from openfirst.router.public_data import DATASETS, load_log_or_public
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as err:
+        load_log_or_public("routellm-gsm8kk")
+    assert "did you mean 'routellm-gsm8k'" in err.value.hint and all(d in err.value.hint for d in DATASETS)
