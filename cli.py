@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     from openfirst.core.errors import OpenFirstError
 
     parser = build_parser()
@@ -39,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except OpenFirstError as exc:
         print(f"openfirst: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a bad option value that reached a settings model: one line, no traceback
+        from openfirst.core.errors import describe_validation_error
+
+        print(f"openfirst: error: invalid value: {describe_validation_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("openfirst: interrupted", file=sys.stderr)
