@@ -1,8 +1,11 @@
 """openfirst: run most LLM work on open models you host, and send to a frontier API only what they would get wrong.
 
 The repository root is this package (see `pyproject.toml`): `openfirst.router` (router/), `openfirst.compiler`
-(compiler/), `openfirst.service` (service/), `openfirst.core` (core/) and the console script `openfirst.cli`.
-Importing `openfirst` is light: the router and compiler load on first use.
+(compiler/), `openfirst.cascade` (cascade/), `openfirst.service` (service/), `openfirst.core` (core/) and the console
+script `openfirst.cli`. Importing `openfirst` is light: the router and compiler load on first use.
+
+    import openfirst
+    ticket = openfirst.extract("category, priority int", "I was charged twice for order 123")
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ try:
 except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["OpenFirstError", "Router", "Decision", "__version__"]
+__all__ = ["OpenFirstError", "Router", "Decision", "extract", "aextract", "Extractor", "__version__"]
 
 
 def __getattr__(name: str):
@@ -24,4 +27,8 @@ def __getattr__(name: str):
         from openfirst.router import api
 
         return getattr(api, name)
+    if name in ("extract", "aextract", "Extractor"):
+        from openfirst.cascade import api as extraction
+
+        return getattr(extraction, name)
     raise AttributeError(f"module 'openfirst' has no attribute {name!r}")
