@@ -12,10 +12,18 @@ DEFAULT_MASKBENCH = Path("../shared/datasets/jsonschemabench/maskbench.jsonl.gz"
 
 
 def register(sub) -> None:
-    e = sub.add_parser("extract", help="run a compiled task over a JSONL file (resumable)")
-    e.add_argument("--task", required=True, help="module:Class or path/to/file.py:Class")
-    e.add_argument("--input", type=Path, required=True, help='JSONL, one {"id": ..., "text": ...} per line')
-    e.add_argument("--output", type=Path, required=True)
+    e = sub.add_parser("extract", help="extract structured output from one text (argument or stdin) or a JSONL file "
+                                       "(resumable)")
+    e.add_argument("text", nargs="?", default=None,
+                   help="one text to extract from ('-': read it from stdin); the output JSON goes to stdout")
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", help="module:Class or path/to/file.py:Class (a Pydantic model)")
+    what.add_argument("--schema", help="fields written inline: 'name, age int, tags list[str]' (str, int, float, bool)")
+    e.add_argument("--instructions", default=None,
+                   help="what to extract (overrides the task's docstring; needed by nothing: a default is used)")
+    e.add_argument("--input", type=Path, default=None, help='JSONL or CSV, one {"id": ..., "text": ...} per record')
+    e.add_argument("--output", type=Path, default=None,
+                   help="JSONL results, one line per input (resumable); default: stdout (not resumable)")
     e.add_argument("--backend", choices=["vllm", "llama.cpp", "transformers"], default="vllm",
                    help="local engine: vllm (its CPU build here, GPU build in production; default: fastest for "
                         "batches, benchmarks/results/local-engines.md), llama.cpp in process (GGUF; fastest one "
@@ -71,16 +79,66 @@ def _options(args):
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from openfirst.compiler.backends.transformers_local import TransformersBackend
     from openfirst.compiler.errors import TaskSpecError
     from openfirst.compiler.extract import run_extraction
     from openfirst.compiler.program import Program
+
+    if (args.text is None) == (args.input is None):
+        raise TaskSpecError("give one text (or '-' for stdin) or --input FILE, not both or neither",
+                            hint='openfirst extract --schema "name, age int" "Ada, 36"')
+    if args.input is not None and not args.input.exists():
+        raise TaskSpecError(f"input file {args.input} does not exist")
+    task = _task(args)
+    options = _options(args)
+    text = sys.stdin.read() if args.text == "-" else args.text
+    if text is not None and not text.strip():
+        raise TaskSpecError("the text to extract from is empty")
+    backend = _backend(args)
+    program = Program(task, backend, options)
+    if text is not None:
+        return _one_text(program, text)
+    if args.output is None:  # to stdout: a temporary file, streamed out at the end
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out.jsonl"
+            counts = run_extraction(program, args.input, out, args.text_field, args.batch_size,
+                                    not args.no_progress)
+            sys.stdout.write(out.read_text(encoding="utf-8"))
+        print(json.dumps(counts), file=sys.stderr)
+        return extraction_status(counts)
+    counts = run_extraction(program, args.input, args.output, args.text_field, args.batch_size, not args.no_progress,
+                            retry_errors=args.retry_errors)
+    print(json.dumps(counts))
+    return extraction_status(counts)
+
+
+def _task(args: argparse.Namespace):
     from openfirst.compiler.task import load_task
 
-    task = load_task(args.task)
-    options = _options(args)
-    if not args.input.exists():
-        raise TaskSpecError(f"input file {args.input} does not exist")
+    if args.schema is not None:
+        from openfirst.cascade.api import as_task
+
+        return as_task(args.schema, args.instructions)
+    task = load_task(args.task, instructions=args.instructions)
+    return task
+
+
+def _one_text(program, text: str) -> int:
+    from openfirst.compiler.program import Result
+
+    r = program.run_many([text])[0]
+    if isinstance(r, Result):
+        data = r.output.model_dump(mode="json") if hasattr(r.output, "model_dump") else r.output
+        print(json.dumps(data, ensure_ascii=False))
+        return 0
+    print(f"openfirst: error: {type(r.error).__name__}: {r.error}", file=sys.stderr)
+    return 1
+
+
+def _backend(args: argparse.Namespace):
+    from openfirst.compiler.backends.transformers_local import TransformersBackend
+
     if args.backend == "vllm":
         from openfirst.compiler.backends.vllm_offline import VLLMOfflineBackend, VLLMOptions
 
@@ -91,11 +149,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         backend = LlamaCppBackend.load(None if args.model == "smollm2" else args.model)
     else:
         backend = TransformersBackend.load(args.model)
-    program = Program(task, backend, options)
-    counts = run_extraction(program, args.input, args.output, args.text_field, args.batch_size, not args.no_progress,
-                            retry_errors=args.retry_errors)
-    print(json.dumps(counts))
-    return extraction_status(counts)
+    return backend
 
 
 def extraction_status(counts: dict) -> int:

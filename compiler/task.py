@@ -161,10 +161,14 @@ def load_task_class(spec: str) -> type[BaseModel]:
     return cls
 
 
-def load_task(spec: str, options: SchemaOptions = SchemaOptions()) -> CompiledTask:
-    """Load and compile a task; the module may define `INSTRUCTIONS` / `EXAMPLES` beside the class."""
+def load_task(spec: str, options: SchemaOptions = SchemaOptions(), instructions: str | None = None) -> CompiledTask:
+    """Load and compile a task; the module may define `INSTRUCTIONS` (str) and `EXAMPLES` (a list of
+    (input text, output dict) pairs) beside the class. `instructions` overrides both the module's and the
+    docstring; a class with neither gets "Extract the fields of <Class> from the text."."""
     cls = load_task_class(spec)
     module = sys.modules.get(cls.__module__)
-    instructions = getattr(module, "INSTRUCTIONS", None)
+    instructions = instructions or getattr(module, "INSTRUCTIONS", None)
     examples = getattr(module, "EXAMPLES", None)
+    if instructions is None and inspect.isclass(cls) and issubclass(cls, BaseModel) and not (cls.__doc__ or "").strip():
+        instructions = f"Extract the fields of {cls.__name__} from the text."
     return compile_task(cls, instructions=instructions, examples=examples, options=options)
