@@ -34,7 +34,9 @@ def register(sub) -> None:
     e.add_argument("--text-field", default="text")
     e.add_argument("--max-tokens", type=int, default=512)
     e.add_argument("--max-retries", type=int, default=2)
-    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--batch-size", type=int, default=None,
+                   help="records per engine call (default: 32 for vllm, which batches; 1 for llama.cpp and "
+                        "transformers, so progress and latency are per record)")
     e.add_argument("--temperature", type=float, default=0.0)
     e.add_argument("--repetition-penalty", type=float, default=1.0)
     e.add_argument("--engine", choices=["llguidance", "xgrammar"], default="llguidance")
@@ -88,6 +90,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
                             hint='openfirst extract --schema "name, age int" "Ada, 36"')
     if args.input is not None and not args.input.exists():
         raise TaskSpecError(f"input file {args.input} does not exist")
+    if args.batch_size is None:
+        args.batch_size = 32 if args.backend == "vllm" else 1
+    if args.batch_size < 1:
+        raise TaskSpecError("--batch-size must be at least 1")
     task = _task(args)
     options = _options(args)
     text = sys.stdin.read() if args.text == "-" else args.text

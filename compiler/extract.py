@@ -115,7 +115,7 @@ def run_extraction(program: Program, input_path: Path, output_path: Path, text_f
                 runnable = [i for i, r in enumerate(batch) if r[2] is not None]
                 results = dict(zip(runnable, program.run_many([batch[i][2] for i in runnable]))) if runnable else {}
                 for i, (lineno, rid, text, error) in enumerate(batch):
-                    rec = _record(rid, results.get(i), error, lineno)
+                    rec = _record(rid, results.get(i), error, lineno, len(runnable))
                     counts["ok" if "output" in rec else "error"] += 1
                     if "error" in rec:
                         by_type[rec["error"]["type"]] = by_type.get(rec["error"]["type"], 0) + 1
@@ -142,11 +142,15 @@ def exclusive(output_path: Path) -> Iterator[None]:
         lock.release()
 
 
-def _record(rid: Any, result, input_error: str | None, lineno: int) -> dict[str, Any]:
+def _record(rid: Any, result, input_error: str | None, lineno: int, batch: int = 1) -> dict[str, Any]:
+    """One output line. `latency_s` is this record's own time when it ran alone; in a batch the engine decodes
+    every record at once, so the line says `batch_latency_s` and `batch_size` instead of inventing a share."""
     if input_error is not None:
         return {"id": rid, "error": {"type": "InputError", "message": f"line {lineno}: {input_error}"}}
-    base = {"id": rid, "backend": result.backend, "model": result.model, "attempts": result.attempts,
-            "latency_s": round(result.latency_s, 4), "usage": result.usage}
+    timing = {"latency_s": round(result.latency_s, 4)} if batch == 1 else \
+        {"batch_latency_s": round(result.latency_s, 4), "batch_size": batch}
+    base = {"id": rid, "backend": result.backend, "model": result.model, "attempts": result.attempts, **timing,
+            "usage": result.usage}
     if isinstance(result, Failure):
         return {**base, "error": {"type": type(result.error).__name__, "message": result.error.message}}
     output = result.output.model_dump(mode="json") if hasattr(result.output, "model_dump") else result.output

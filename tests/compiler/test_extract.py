@@ -148,3 +148,15 @@ def test_a_run_that_failed_everywhere_can_be_retried_after_the_fix(tmp_path):
     assert (fixed["retried"], fixed["ok"], fixed["error"]) == (2, 2, 0)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert sorted(x["id"] for x in lines) == ["a", "b"] and all("output" in x for x in lines)
+
+
+def test_latency_is_per_record_only_when_the_record_ran_alone(tmp_path):
+    """Reported: every record carried its whole batch's latency_s."""
+    inp = tmp_path / "in.jsonl"
+    write_inputs(inp, 3)
+    run_extraction(scripted_program(), inp, tmp_path / "one.jsonl", batch_size=1, show_progress=False)
+    run_extraction(scripted_program(), inp, tmp_path / "many.jsonl", batch_size=3, show_progress=False)
+    alone = [json.loads(x) for x in (tmp_path / "one.jsonl").read_text().splitlines()]
+    batched = [json.loads(x) for x in (tmp_path / "many.jsonl").read_text().splitlines()]
+    assert all("latency_s" in r and "batch_latency_s" not in r for r in alone)
+    assert all("latency_s" not in r and r["batch_size"] == 3 for r in batched)
