@@ -30,6 +30,7 @@ class Decision:
     threshold: float
     score: float
     reason: str
+    score_kind: str = ""  # what `score` and `threshold` measure (the threshold applies to the score, not p_success)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,7 +122,7 @@ class Router:
         frontier = score >= self.threshold
         what = "z-scored expected frontier gain" if self.scorer.label == "gain" else "z-scored 1 - p_success"
         reason = f"{what} {score:.4f} {'>=' if frontier else '<'} threshold {self.threshold:.4f}"
-        return Decision("frontier" if frontier else "local", p, self.threshold, score, reason)
+        return Decision("frontier" if frontier else "local", p, self.threshold, score, reason, what)
 
 
 _threadpools = None

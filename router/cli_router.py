@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -122,8 +123,15 @@ def register(sub) -> argparse.ArgumentParser:
     t.set_defaults(handler=cmd_train)
 
     r = sub.add_parser("route", help="route queries (arguments, or JSONL on stdin)")
-    r.add_argument("--router", type=Path, required=True)
-    r.add_argument("texts", nargs="*", metavar="TEXT")
+    r.add_argument("--router", type=Path, required=True, help="a router artifact from `openfirst train`")
+    r.add_argument("texts", nargs="*", metavar="TEXT", help="queries to route (none: JSONL or strings on stdin)")
+    point = r.add_mutually_exclusive_group()
+    point.add_argument("--threshold", type=float, default=None,
+                       help="route at this threshold on the routing score (the `score` printed), not the artifact's")
+    point.add_argument("--frontier-share", type=float, default=None,
+                       help="route at the threshold that sends this share of --calibration queries to the frontier")
+    r.add_argument("--calibration", default=None,
+                   help="queries like the expected traffic (a log file or public data set) for --frontier-share")
     r.set_defaults(handler=cmd_route)
 
     e = sub.add_parser("eval", help="evaluate a trained router on labeled outcome logs, or the service's logged "
@@ -170,7 +178,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_route(args: argparse.Namespace) -> int:
     from openfirst.router.api import Router
 
+    if args.frontier_share is not None and not 0.0 <= args.frontier_share <= 1.0:
+        raise ConfigError("--frontier-share must be between 0 and 1")
+    if args.frontier_share is not None and args.calibration is None:
+        raise ConfigError("--frontier-share needs --calibration (queries like the expected traffic)")
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise ConfigError("--threshold must be a finite number")
     router = Router.load(args.router)
+    if args.threshold is not None:
+        router.threshold = args.threshold
+    elif args.frontier_share is not None:
+        from openfirst.router.public_data import load_log_or_public
+
+        queries = load_log_or_public(args.calibration, require_local=False).queries
+        router.threshold = router.threshold_for_share(queries, args.frontier_share)
     items: list[tuple[object, str]] = [(None, t) for t in args.texts]
     if not items:
         if sys.stdin.isatty():

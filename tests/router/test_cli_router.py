@@ -120,3 +120,17 @@ def test_study_in_sqlite_storage_is_shared(slice_log, tmp_path):
     assert main(argv) == 0  # a second worker adds its trials to the same study
     study = optuna.load_study(study_name="team-final", storage=f"sqlite:///{db}")
     assert len(study.trials) == 4
+
+
+@pytest.mark.slow
+def test_route_at_a_given_threshold_or_frontier_share(trained, slice_log, capsys):
+    """Reported: route printed a z-scored threshold next to p_success, and took no frontier share or threshold."""
+    d = run_json(capsys, ["route", "--router", str(trained), "--threshold", "-100", "What is 2 + 2?"])
+    assert d["target"] == "frontier" and d["threshold"] == -100 and "z-scored" in d["score_kind"]
+    d = run_json(capsys, ["route", "--router", str(trained), "--threshold", "100", "What is 2 + 2?"])
+    assert d["target"] == "local"
+    d = run_json(capsys, ["route", "--router", str(trained), "--frontier-share", "1.0", "--calibration",
+                          str(slice_log), "What is 2 + 2?"])
+    assert d["threshold"] <= d["score"] or d["target"] == "frontier"
+    assert main(["route", "--router", str(trained), "--frontier-share", "0.3", "x"]) == 2  # no calibration
+    assert main(["route", "--router", str(trained), "--frontier-share", "2", "--calibration", "y", "x"]) == 2
