@@ -120,6 +120,8 @@ def register(sub) -> argparse.ArgumentParser:
     t.add_argument("--nested", action="store_true",
                    help="threshold and metrics from nested CV (honest, ~6x slower) instead of refits of the tuned model")
     t.add_argument("--json", action="store_true", help="print the training report as JSON")
+    t.add_argument("--strict", action="store_true",
+                   help="refuse to save a router that is not better than random or query length out of fold")
     t.set_defaults(handler=cmd_train)
 
     r = sub.add_parser("route", help="route queries (arguments, or JSONL on stdin)")
@@ -163,16 +165,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     log = load_logs(args)
     router, report, cv = train_router(log, make_embedder(args), tune_options(args), target, prices(args),
                                       args.nested)
-    router.save(args.out)
     table = cv.report(target)
+    weak = weak_router_warning(table, len(log.queries))
+    if weak:
+        print(f"WARNING: {weak}", file=sys.stderr)
+        if args.strict:
+            raise ConfigError(f"not saved (--strict): {weak}")
+    router.save(args.out)
     if args.json:
         print(json.dumps(dict(report, **{k: v for k, v in public_json(table).items() if k != "operating_point"}),
                          indent=2))
     else:
-        kind = "nested CV" if args.nested else "out-of-fold refits of the tuned ensemble; `--nested` for honest numbers"
+        kind = "nested CV" if args.nested else ("OPTIMISTIC: out-of-fold refits of the tuned ensemble, tuned on the "
+                                                "same records; `--nested` for honest numbers")
         print(markdown_table(table, f"routing on {log.source} ({kind})"))
         print(f"router saved to {args.out}")
     return 0
+
+
+WEAK_MARGIN = 0.02  # APGR a router must gain over the best trivial baseline to count as better
+
+
+def weak_router_warning(table: dict, records: int) -> str | None:
+    """What is wrong when the router is not better than random or query length out of fold; None otherwise."""
+    rows = {r["router"]: r for r in table["baselines"]}
+    best = max(("random", "query_length"), key=lambda k: rows[k]["apgr"])
+    if table["apgr"] > rows[best]["apgr"] + WEAK_MARGIN:
+        return None
+    return (f"the router is not better than {best.replace('_', ' ')} out of fold (APGR {table['apgr']:.3f} vs "
+            f"{rows[best]['apgr']:.3f}, on {records} records): it would route no better than that baseline. "
+            "Collect more labeled outcomes (the committed routers trained on 1,300+ records; a few hundred is "
+            "rarely enough) or check that local_score really varies with the query")
 
 
 def cmd_route(args: argparse.Namespace) -> int:

@@ -134,3 +134,21 @@ def test_route_at_a_given_threshold_or_frontier_share(trained, slice_log, capsys
     assert d["threshold"] <= d["score"] or d["target"] == "frontier"
     assert main(["route", "--router", str(trained), "--frontier-share", "0.3", "x"]) == 2  # no calibration
     assert main(["route", "--router", str(trained), "--frontier-share", "2", "--calibration", "y", "x"]) == 2
+
+
+@pytest.mark.slow
+def test_train_warns_and_strict_refuses_a_router_no_better_than_a_baseline(tmp_path, capsys):
+    """Reported: a 50-line log gave an out-of-fold APGR below random and the router was saved without a word."""
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "tau", "rho"]
+    log = tmp_path / "noise.jsonl"
+    log.write_text("".join(json.dumps({"id": i, "query": " ".join(rng.choice(words, 5)),
+                                       "local_score": int(rng.random() < 0.5), "frontier_score": 1}) + "\n"
+                           for i in range(60)))
+    out = tmp_path / "r"
+    assert main(["train", str(log), "--out", str(out), *FAST]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING: the router is not better than" in captured.err and "60 records" in captured.err
+    assert "OPTIMISTIC" in captured.out and (out / "router.json").exists()
+    assert main(["train", str(log), "--out", str(tmp_path / "strict"), "--strict", *FAST]) == 2
+    assert not (tmp_path / "strict").exists()
