@@ -141,7 +141,12 @@ def register(sub) -> argparse.ArgumentParser:
     e.add_argument("--router", type=Path, default=None, help="router artifact (required without --decisions)")
     add_log_args(e, "outcome log(s) (JSONL or CSV, or a public data set); with --decisions: outcome labels keyed "
                  "by id (local_score, frontier_score, or score = outcome of the model that answered)", optional=True)
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
+    point = e.add_mutually_exclusive_group()
+    point.add_argument("--threshold", type=float, default=None,
+                       help="evaluate the router at this threshold on its routing score instead of the artifact's")
+    point.add_argument("--frontier-share", type=float, default=None,
+                       help="evaluate the router at the threshold that sends this share of the logs to the frontier")
     e.set_defaults(handler=cmd_eval)
     return e
 
@@ -251,10 +256,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.router is None or not args.logs:
         raise ConfigError("eval needs --router and LOGS (or --decisions)",
                           hint="openfirst eval --router runs/gsm8k routellm-gsm8k")
+    if args.frontier_share is not None and not 0.0 <= args.frontier_share <= 1.0:
+        raise ConfigError("--frontier-share must be between 0 and 1")
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise ConfigError("--threshold must be a finite number")
     router = Router.load(args.router)
     log = load_logs(args)
     embedder = make_embedder(args, router.embedder_spec.model)
     score, _ = router.scores(embedder.encode(log.queries), log.queries)
+    if args.threshold is not None:
+        router.threshold = args.threshold
+    elif args.frontier_share is not None:
+        from openfirst.router.policy import threshold_for_share
+
+        router.threshold = threshold_for_share(score, args.frontier_share)
     lc, fc = fill_costs(len(log), log.local_cost, log.frontier_cost, *prices(args))
     share = float(np.mean(score >= router.threshold))
     table = build_report(score, log.local_score, log.frontier_or_right(), lc, fc, log.queries,

@@ -152,3 +152,13 @@ def test_train_warns_and_strict_refuses_a_router_no_better_than_a_baseline(tmp_p
     assert "OPTIMISTIC" in captured.out and (out / "router.json").exists()
     assert main(["train", str(log), "--out", str(tmp_path / "strict"), "--strict", *FAST]) == 2
     assert not (tmp_path / "strict").exists()
+
+
+@pytest.mark.slow
+def test_eval_at_a_given_frontier_share_or_threshold(trained, slice_log, capsys):
+    out = run_json(capsys, ["eval", "--router", str(trained), str(slice_log), "--json", "--no-progress",
+                            "--frontier-share", "0.5"])
+    assert abs(out["operating_point"]["frontier_share"] - 0.5) < 0.05
+    out = run_json(capsys, ["eval", "--router", str(trained), str(slice_log), "--json", "--no-progress",
+                            "--threshold", "1e9"])
+    assert out["operating_point"]["frontier_share"] == 0.0
