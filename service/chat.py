@@ -21,7 +21,7 @@ from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from openfirst.compiler.errors import CompilerError
+from openfirst.compiler.errors import BackendError, CompilerError
 from openfirst.service.engine import Item, Route, Service, error_body
 from openfirst.service.auth import caller_of
 from openfirst.service.http_errors import ServiceError, check_text, with_deadline
@@ -29,7 +29,8 @@ from openfirst.service.http_errors import ServiceError, check_text, with_deadlin
 ROUTER_MODEL = "openfirst-router"
 # request fields passed on to the backend as they are; anything else is refused (422), not silently dropped
 PASSED_ON = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
-             "frequency_penalty", "n", "response_format", "stream_options", "user", "logprobs", "top_logprobs")
+             "frequency_penalty", "n", "response_format", "stream_options", "user", "logprobs", "top_logprobs",
+             "tools", "tool_choice", "parallel_tool_calls")
 
 
 class _Strict(BaseModel):
@@ -50,6 +51,18 @@ class ToolCall(_Strict):
     id: str = Field(max_length=256)
     type: Literal["function"] = "function"
     function: FunctionCall
+
+
+class FunctionDef(_Strict):
+    name: str = Field(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(_Strict):
+    type: Literal["function"] = "function"
+    function: FunctionDef
 
 
 class ChatMessage(_Strict):
@@ -79,6 +92,11 @@ class ChatRequest(_Strict):
     user: str | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    # tools pass on to the model that answers; their names, descriptions and schemas are read by the privacy
+    # rules like the messages (a remote engine runs them; the in-process local model refuses them: typed 502)
+    tools: list[Tool] | None = Field(None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 PRIVATE_YES = {"1", "true", "yes", "y", "on", "enabled"}
@@ -154,7 +172,7 @@ def register_chat(app: FastAPI, service: Service) -> None:
         start = time.perf_counter()
         deadline = service.config.limits.deadline_s
         route = (await with_deadline(deadline, service.route([item], extra_texts=[strings], caller=caller, chat=True)))[0]
-        params = {k: getattr(body, k) for k in PASSED_ON if getattr(body, k) is not None}
+        params = {k: sent[k] for k in PASSED_ON if k in sent}  # the checked request's JSON, as it was sent
         messages = sent["messages"]  # the checked request, and nothing else, is what is sent
         spend = Spend(service, caller, sum(len(x.encode("utf-8")) + 4 for x in strings) + 16 * len(messages),
                       params)
@@ -254,6 +272,9 @@ async def _call(service: Service, target: str, messages: list[dict[str, Any]], p
                 stream: bool = False) -> Any:
     """A completion from `target` as a dict, or an (async) iterator of chunks when `stream`."""
     backend = service.backends[target]
+    if not backend.remote and params.get("tools"):
+        raise BackendError(f"the {target} model runs in process and cannot call tools",
+                           hint="serve it behind an OpenAI-compatible server ([local] kind = \"server\") for tools")
     if backend.remote:
         response = await backend.achat({"messages": messages, **params, **({"stream": True} if stream else {})})
         return response if stream else response.model_dump(exclude_none=True)

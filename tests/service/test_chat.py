@@ -133,3 +133,34 @@ def test_a_chat_cut_off_by_its_deadline_is_still_logged(tmp_path):
     service.close()
     logged = [json.loads(x) for x in (tmp_path / "decisions.jsonl").read_text().splitlines()]
     assert logged[-1]["endpoint"] == "chat" and logged[-1]["ok"] is False and logged[-1]["error"] == "deadline_exceeded"
+
+
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "the weather in a city",
+                                           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+
+
+def test_tools_are_forwarded_to_a_remote_engine_and_read_by_the_privacy_rules(tmp_path):
+    """Reported: chat requests with `tools` got 422."""
+    from openfirst.compiler.backends.fake_server import Reply, ScriptedServer, completion
+    from openfirst.compiler.backends.openai_compat import OpenAICompatibleBackend
+
+    with ScriptedServer([Reply(body=completion("calling it"))]) as server:
+        local = OpenAICompatibleBackend("small", base_url=server.base_url, api_key="x", flavor="vllm")
+        frontier = ScriptedBackend(["hello from frontier"], cycle=True)
+        service = fake_service(tmp_path, local, frontier)
+        r = chat(service, {"role": "user", "content": "refund my order 4"}, tools=TOOLS, tool_choice="auto")
+        assert r.status_code == 200 and r.json()["openfirst"]["target"] == "local"
+        sent = server.requests[-1]["body"]
+        assert sent["tools"] == TOOLS and sent["tool_choice"] == "auto"
+        leaky = [{"type": "function", "function": {**TOOLS[0]["function"],
+                                                   "description": "reply to jane.doe@example.com"}}]
+        pinned = chat(service, {"role": "user", "content": "prove the theorem 5"}, tools=leaky)
+        assert pinned.json()["openfirst"]["decided_by"] == "privacy" and frontier.seen == []
+    bad = chat(service, {"role": "user", "content": "hi"}, tools=[{"type": "function", "function": {"name": "a b"}}])
+    assert bad.status_code == 422
+
+
+def test_the_in_process_model_refuses_tools_with_a_typed_error(tmp_path):
+    service = fake_service(tmp_path, ScriptedBackend(["x"], cycle=True))
+    r = chat(service, {"role": "user", "content": "refund my order 4"}, tools=TOOLS)
+    assert r.status_code == 502 and "cannot call tools" in r.json()["error"]["message"]
