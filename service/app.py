@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openfirst.service.auth import AuthMiddleware, Caller, caller_of
-from openfirst.service.engine import Item, Service, error_body
+from openfirst.service.engine import Item, OperatingPoint, Service, error_body
 from openfirst.service.http_errors import ServiceError, check_text, error_json, status_for, with_deadline
 from openfirst.service.limits import LimitsMiddleware, drain, endpoint_label
 from openfirst.core.errors import ConfigError, OpenFirstError
@@ -42,6 +42,13 @@ class BatchRequest(BaseModel):
     inputs: list[str | InputItem] | None = Field(None, min_length=1)
     id: str | None = Field(None, max_length=200)
     private: bool = Field(False, description="pin every input of this request to the local model")
+    openfirst_threshold: float | None = Field(None, allow_inf_nan=False,
+                                              description="this request's routing threshold (on the routing score)")
+    openfirst_frontier_share: float | None = Field(
+        None, ge=0.0, le=1.0, description="this request's frontier share, on the [router] calibration queries")
+
+    def operating_point(self) -> OperatingPoint:
+        return OperatingPoint(threshold=self.openfirst_threshold, frontier_share=self.openfirst_frontier_share)
 
     @model_validator(mode="after")
     def _one_of(self) -> "BatchRequest":
@@ -146,7 +153,8 @@ def create_app(service: Service) -> FastAPI:
         items = body.items(caller)
         check_batch(items)
         start = time.perf_counter()
-        outcomes = await with_deadline(service.config.limits.deadline_s, service.extract(name, items, caller))
+        outcomes = await with_deadline(service.config.limits.deadline_s,
+                                       service.extract(name, items, caller, body.operating_point()))
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
         results = [o.body for o in outcomes]
         if body.input is not None:
@@ -161,7 +169,8 @@ def create_app(service: Service) -> FastAPI:
         items = body.items(caller_of(request))
         check_batch(items)
         start = time.perf_counter()
-        routes = await with_deadline(service.config.limits.deadline_s, service.route(items, caller=caller_of(request)))
+        routes = await with_deadline(service.config.limits.deadline_s, service.route(
+            items, caller=caller_of(request), operating_point=body.operating_point()))
         latency = time.perf_counter() - start
         service.record_route("route", items, routes, latency)
         out = [{"id": it.id, **r.public(), "model": service.model_of(r.target)} for it, r in zip(items, routes)]

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from openfirst.compiler.errors import BackendError, CompilerError
-from openfirst.service.engine import Item, Route, Service, error_body
+from openfirst.service.engine import Item, OperatingPoint, Route, Service, error_body
 from openfirst.service.auth import caller_of
 from openfirst.service.http_errors import ServiceError, check_text, with_deadline
 
@@ -78,6 +78,9 @@ class ChatRequest(_Strict):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     openfirst_private: bool = Field(False, description="pin this conversation to the local model")
+    openfirst_threshold: float | None = Field(None, description="this request's routing threshold (routing score)")
+    openfirst_frontier_share: float | None = Field(None, ge=0.0, le=1.0,
+                                                   description="this request's frontier share (calibration queries)")
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1, le=32_768)
@@ -160,7 +163,8 @@ def register_chat(app: FastAPI, service: Service) -> None:
         if body.model != ROUTER_MODEL:
             raise ServiceError(404, "model_not_found", f"unknown model {body.model!r}",
                                f"use model={ROUTER_MODEL!r}; the router picks the local or the frontier model")
-        sent = body.model_dump(exclude_none=True, exclude={"model", "stream", "openfirst_private"})
+        sent = body.model_dump(exclude_none=True, exclude={"model", "stream", "openfirst_private",
+                                                           "openfirst_threshold", "openfirst_frontier_share"})
         strings = strings_in(sent)
         check_bounds(service, body, strings)
         texts = [text_of(m) for m in body.messages]
@@ -171,7 +175,9 @@ def register_chat(app: FastAPI, service: Service) -> None:
         item = Item(users[-1], private=private, caller=caller.name if caller is not None else None)
         start = time.perf_counter()
         deadline = service.config.limits.deadline_s
-        route = (await with_deadline(deadline, service.route([item], extra_texts=[strings], caller=caller, chat=True)))[0]
+        point = OperatingPoint(threshold=body.openfirst_threshold, frontier_share=body.openfirst_frontier_share)
+        route = (await with_deadline(deadline, service.route([item], extra_texts=[strings], caller=caller, chat=True,
+                                                             operating_point=point)))[0]
         params = {k: sent[k] for k in PASSED_ON if k in sent}  # the checked request's JSON, as it was sent
         messages = sent["messages"]  # the checked request, and nothing else, is what is sent
         spend = Spend(service, caller, sum(len(x.encode("utf-8")) + 4 for x in strings) + 16 * len(messages),

@@ -9,12 +9,15 @@ for a pinned input. Every input's decision goes to the decision log and the metr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from openfirst.cascade.policy import score_of
 from openfirst.compiler.errors import IncompleteOutput, OutputValidationError
@@ -27,6 +30,7 @@ from openfirst.service.metrics import ServiceMetrics
 from openfirst.service.privacy import PrivacyRules
 from openfirst.compiler.task import CompiledTask, load_task
 from openfirst.service.decision_log import DecisionLog
+from openfirst.service.http_errors import ServiceError
 from openfirst.core.errors import ConfigError, OpenFirstError
 from openfirst.core.redact import redact_url
 
@@ -61,6 +65,15 @@ class Route:
                 "pin_reasons": list(self.pin_reasons), "reason": self.reason}
 
 
+class OperatingPoint(BaseModel):
+    """A request's own routing operating point (OpenAI SDK: `extra_body={"openfirst_threshold": ...}`)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    threshold: float | None = None
+    frontier_share: float | None = Field(None, ge=0.0, le=1.0)
+
+
 @dataclass
 class Outcome:
     """One input's answer: its JSON body, and the typed error (kept as an exception until the HTTP edge)."""
@@ -88,8 +101,10 @@ class Service:
         self.gate = BatchingRouter(router, config.router.batch_size) if router is not None else None
         if router is not None and config.router.threshold is not None:
             router.threshold = float(config.router.threshold)
+        self.calibration_scores = None  # the calibration queries' routing scores, for per-request shares
         if router is not None and config.router.frontier_share is not None:
-            router.threshold = calibrate(router, config.router.calibration, config.router.frontier_share)
+            router.threshold, self.calibration_scores = calibrate(router, config.router.calibration,
+                                                                  config.router.frontier_share)
         self.auth = Authenticator(config.auth)
         frontier_price = getattr(backends.get("frontier"), "price", None)
         if frontier_price is None and "frontier" in backends and any(
@@ -170,7 +185,7 @@ class Service:
     # -- routing ---------------------------------------------------------------------------------
     async def route(self, items: Sequence[Item], task: str | None = None,
                     extra_texts: Sequence[Sequence[str]] | None = None, caller: Caller | None = None,
-                    chat: bool = False) -> list[Route]:
+                    chat: bool = False, operating_point: "OperatingPoint | None" = None) -> list[Route]:
         """Decide each input's target. `extra_texts[i]`: more text of input i checked by the privacy rules
         (e.g. a chat's earlier messages) but not routed on. A caller whose key may not use the frontier stays
         local (`decided_by: policy`)."""
@@ -196,8 +211,13 @@ class Service:
                 routes[i] = Route(target, "default", reason=f"no router configured: default target {target}")
             else:
                 ask.append(i)
+        threshold = self.request_threshold(operating_point)
         if ask:
             decisions = await self.gate.route_many([items[i].text for i in ask])
+            if threshold is not None:  # this request's operating point, on the same routing score
+                decisions = [dataclasses.replace(d, threshold=threshold, target="frontier" if d.score >= threshold
+                                                 else "local", reason=f"{d.reason.split(' threshold ')[0]} threshold "
+                                                 f"{threshold:.4f} (this request's)") for d in decisions]
             stay = ("no frontier configured" if "frontier" not in self.backends else
                     "the frontier cannot run this task's schema" if task in self.local_only else None)
             for i, d in zip(ask, decisions):
@@ -210,6 +230,22 @@ class Service:
                     routes[i] = Route("local", "policy", r.p_success, r.score, r.threshold,
                                       f"{r.reason}; key {caller.name!r} may not use the frontier")
         return routes  # type: ignore[return-value]
+
+    def request_threshold(self, point: "OperatingPoint | None") -> float | None:
+        """The routing threshold a request asked for (`openfirst_threshold`, or `openfirst_frontier_share` on the
+        configured calibration queries); None: the service's own."""
+        if point is None or (point.threshold is None and point.frontier_share is None):
+            return None
+        if self.router is None:
+            raise ServiceError(422, "invalid_request", "this service has no router: no operating point to set")
+        if point.threshold is not None:
+            return point.threshold
+        if self.calibration_scores is None:
+            raise ServiceError(422, "invalid_request", "openfirst_frontier_share needs [router] calibration queries",
+                               "send openfirst_threshold instead, or configure [router] calibration")
+        from openfirst.router.policy import threshold_for_share
+
+        return threshold_for_share(self.calibration_scores, point.frontier_share)
 
     # -- frontier spend ---------------------------------------------------------------------------
     def worst_case_usd(self, prompt_bytes: int, max_tokens: int, attempts: int = 1) -> float:
@@ -244,10 +280,11 @@ class Service:
         return self.worst_case_usd(prompt, self.config.program.max_tokens, self.config.program.max_retries + 1)
 
     # -- extraction ------------------------------------------------------------------------------
-    async def extract(self, task_name: str, items: Sequence[Item], caller: Caller | None = None) -> list[Outcome]:
+    async def extract(self, task_name: str, items: Sequence[Item], caller: Caller | None = None,
+                      operating_point: OperatingPoint | None = None) -> list[Outcome]:
         """Route and run each input; one Outcome per input (its JSON body has an `output` or an `error`)."""
         start = time.perf_counter()
-        routes = await self.route(items, task_name, caller=caller)
+        routes = await self.route(items, task_name, caller=caller, operating_point=operating_point)
         reserved = [0.0] * len(items)
         try:
             for i, r in enumerate(routes):
@@ -381,15 +418,19 @@ class Service:
             backend.close()
 
 
-def calibrate(router: Any, queries_from: str, share: float) -> float:
-    """The threshold that sends `share` of the calibration queries to the frontier (embeddings cached on disk)."""
+def calibrate(router: Any, queries_from: str, share: float) -> tuple[float, Any]:
+    """(the threshold that sends `share` of the calibration queries to the frontier, their routing scores);
+    embeddings cached on disk."""
+    from openfirst.router.policy import threshold_for_share
     from openfirst.router.public_data import load_log_or_public
 
     queries = load_log_or_public(queries_from, require_local=False).queries
-    threshold = router.threshold_for_share(queries, share)
+    embedder = router.embedder_spec.embedder(use_cache=True, show_progress=False)
+    scores, _ = router.scores(embedder.encode(queries), queries)
+    threshold = threshold_for_share(scores, share)
     log.info("threshold %.4f sends %.1f%% of %d calibration queries to the frontier", threshold, 100 * share,
              len(queries))
-    return threshold
+    return threshold, scores
 
 
 def local_backend(config: ServiceConfig) -> Any:

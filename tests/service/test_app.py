@@ -65,3 +65,22 @@ def test_a_lone_surrogate_inside_a_batch_is_a_4xx_not_a_500(tmp_path):
     r = call(service, "POST", "/v1/route", content=b'{"inputs": ["ok", "bad \\ud800"]}',
              headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_text"
+
+
+def test_a_request_can_set_its_own_operating_point(tmp_path):
+    """`extra_body={"openfirst_threshold": ...}`: the same routing score, this request's threshold."""
+    local = ScriptedBackend([GOOD_TICKET], cycle=True)
+    frontier = ScriptedBackend([GOOD_TICKET], cycle=True)
+    service = fake_service(tmp_path, local, frontier)
+    base = call(service, "POST", "/v1/route", json={"input": "refund my order 2"}).json()
+    assert base["target"] == "local"
+    low = call(service, "POST", "/v1/route", json={"input": "refund my order 2",
+                                                   "openfirst_threshold": base["score"] - 1}).json()
+    assert low["target"] == "frontier" and low["threshold"] == base["score"] - 1 and "this request" in low["reason"]
+    out = call(service, "POST", "/v1/tasks/support_ticket/extract",
+               json={"input": "refund my order 2", "openfirst_threshold": base["score"] - 1}).json()
+    assert out["target"] == "frontier"
+    share = call(service, "POST", "/v1/route", json={"input": "x y", "openfirst_frontier_share": 0.5})
+    assert share.status_code == 422 and "calibration" in share.json()["error"]["message"]
+    bad = call(service, "POST", "/v1/route", json={"input": "x y", "openfirst_frontier_share": 2})
+    assert bad.status_code == 422
