@@ -23,9 +23,9 @@ def register_bench(bench_sub) -> None:
     b.add_argument("--data-dir", type=Path, default=None, help="public data (default ../shared/datasets)")
     b.add_argument("--fresh", action="store_true", help="rerun the local model instead of reading cached records")
     b.add_argument("--json", action="store_true", help="print the results as JSON")
-    b.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
-    b.add_argument("--name", default="snips-extraction")
-    b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON, Markdown and PNG go")
+    b.add_argument("--name", default="snips-extraction", help="result file stem")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(handler=cmd_bench_extraction)
 
 

@@ -31,38 +31,38 @@ def register(sub) -> None:
     e.add_argument("--model", default="smollm2",
                    help="smollm2 (embedded default), a Hugging Face id, a local model folder, or a .gguf file for "
                         "llama.cpp")
-    e.add_argument("--text-field", default="text")
-    e.add_argument("--max-tokens", type=int, default=512)
-    e.add_argument("--max-retries", type=int, default=2)
+    e.add_argument("--text-field", default="text", help="the input field holding the text (default text)")
+    e.add_argument("--max-tokens", type=int, default=512, help="most output tokens per attempt (default 512)")
+    e.add_argument("--max-retries", type=int, default=2, help="retries with the validation error as feedback (default 2)")
     e.add_argument("--batch-size", type=int, default=None,
                    help="records per engine call (default: 32 for vllm, which batches; 1 for llama.cpp and "
                         "transformers, so progress and latency are per record)")
-    e.add_argument("--temperature", type=float, default=0.0)
-    e.add_argument("--repetition-penalty", type=float, default=1.0)
-    e.add_argument("--engine", choices=["llguidance", "xgrammar"], default="llguidance")
+    e.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
+    e.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeated tokens (default 1.0)")
+    e.add_argument("--engine", choices=["llguidance", "xgrammar"], default="llguidance", help="grammar engine for in-process models (default llguidance)")
     e.add_argument("--retry-errors", action="store_true",
                    help="run again the ids whose earlier output line is an error (the error line is replaced)")
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(handler=cmd_extract)
 
     c = sub.add_parser("compile", help="print a task's feature report and grammar statistics")
-    c.add_argument("--task", required=True)
+    c.add_argument("--task", required=True, help="module:Class or path/to/file.py:Class")
     c.add_argument("--model", default="smollm2", help="whose tokenizer to compile for")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.set_defaults(handler=cmd_compile)
 
 
 def register_bench(bench_sub) -> None:
     b = bench_sub.add_parser("compiler", help="MaskBench-style correctness and speed on real JSON Schemas")
-    b.add_argument("--schemas", type=Path, default=DEFAULT_MASKBENCH)
-    b.add_argument("--limit", type=int, default=None)
+    b.add_argument("--schemas", type=Path, default=DEFAULT_MASKBENCH, help="MaskBench JSONL(.gz) of schemas and test instances")
+    b.add_argument("--limit", type=int, default=None, help="only the first N schemas")
     b.add_argument("--timeout", type=float, default=10.0, help="compile time limit per schema (s)")
     b.add_argument("--xgrammar-every", type=int, default=0, metavar="N",
                    help="also measure raw XGrammar on every Nth schema, in a worker process (0: off)")
-    b.add_argument("--json", action="store_true")
-    b.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
-    b.add_argument("--name", default="compiler-maskbench")
-    b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--json", action="store_true", help="print the results as JSON")
+    b.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON and Markdown go")
+    b.add_argument("--name", default="compiler-maskbench", help="result file stem")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(handler=cmd_bench_compiler)
 
 
@@ -213,6 +213,8 @@ def cmd_bench_compiler(args: argparse.Namespace) -> int:
 
     if not args.schemas.exists():
         raise TaskSpecError(f"schema file {args.schemas} does not exist")
+    if not args.timeout > 0 or (args.limit is not None and args.limit < 1) or args.xgrammar_every < 0:
+        raise TaskSpecError("--timeout must be > 0, --limit >= 1 and --xgrammar-every >= 0")
     bench = MaskBench(smollm2_tokenizer(), timeout_s=args.timeout, xgrammar_every=args.xgrammar_every)
     t0 = time.perf_counter()
     bench.run(read_maskbench(args.schemas, args.limit), show_progress=not args.no_progress)

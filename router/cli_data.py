@@ -13,20 +13,20 @@ def register(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
     ls = dsub.add_parser("list", help="list the data sets and where they are read from")
-    ls.add_argument("--data-dir", type=Path, default=None)
+    ls.add_argument("--data-dir", type=Path, default=None, help="public data folder (default ../shared/datasets)")
     ls.set_defaults(handler=cmd_list)
 
     ex = dsub.add_parser("export", help="write a public data set as a canonical outcome log (JSONL)")
-    ex.add_argument("name", choices=DATASETS)
-    ex.add_argument("--out", type=Path, required=True)
-    ex.add_argument("--data-dir", type=Path, default=None)
+    ex.add_argument("name", choices=DATASETS, help="the public data set")
+    ex.add_argument("--out", type=Path, required=True, help="outcome log to write (JSONL)")
+    ex.add_argument("--data-dir", type=Path, default=None, help="public data folder (default ../shared/datasets)")
     ex.add_argument("--llmrouter-local", default=None, help="LLMRouter model playing 'local'")
     ex.add_argument("--llmrouter-frontier", default=None, help="LLMRouter model playing 'frontier'")
     ex.set_defaults(handler=cmd_export)
 
     dl = dsub.add_parser("download", help="fetch the files from their original location, sha256-checked")
     dl.add_argument("name", help="routellm, routellm-gsm8k, routellm-mmlu, routellm-mt-bench or llmrouter")
-    dl.add_argument("--data-dir", type=Path, default=None)
+    dl.add_argument("--data-dir", type=Path, default=None, help="where to put the data (default ../shared/datasets)")
     dl.add_argument("--base-url", default=None, help="mirror to fetch from instead of the original location")
     dl.set_defaults(handler=cmd_download)
 

@@ -28,13 +28,13 @@ def add_log_args(p: argparse.ArgumentParser, logs_help: str | None = None, optio
                        metavar="NAME", help=f"column holding {field} (default: {field})")
     g.add_argument("--skip-bad-lines", action="store_true", help="skip bad lines (reported with a count)")
     g.add_argument("--data-dir", type=Path, default=None, help="public data directory (default: ../shared/datasets)")
-    g.add_argument("--llmrouter-local", default=None)
-    g.add_argument("--llmrouter-frontier", default=None)
+    g.add_argument("--llmrouter-local", default=None, help="llmrouter data set: the model that counts as local")
+    g.add_argument("--llmrouter-frontier", default=None, help="llmrouter data set: the model that counts as frontier")
     c = p.add_argument_group("prices (used where the log has no cost columns)")
     c.add_argument("--local-cost", type=float, default=DEFAULT_LOCAL_COST, help="USD per local query")
     c.add_argument("--frontier-cost", type=float, default=DEFAULT_FRONTIER_COST, help="USD per frontier query")
     p.add_argument("--embedding-model", default=None, help="sentence-transformers name or path")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def add_target_args(p: argparse.ArgumentParser) -> None:
@@ -52,11 +52,11 @@ def add_tuning_args(p: argparse.ArgumentParser) -> None:
     d = TuneOptions()
     g = p.add_argument_group("tuning")
     g.add_argument("--trials", type=int, default=d.trials, help=f"Optuna trials per study (default {d.trials})")
-    g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--outer-folds", type=int, default=d.outer_folds)
-    g.add_argument("--inner-folds", type=int, default=d.inner_folds)
+    g.add_argument("--seed", type=int, default=d.seed, help=f"random seed of folds and tuning (default {d.seed})")
+    g.add_argument("--outer-folds", type=int, default=d.outer_folds, help=f"outer cross-validation folds (default {d.outer_folds})")
+    g.add_argument("--inner-folds", type=int, default=d.inner_folds, help=f"inner (tuning) folds (default {d.inner_folds})")
     g.add_argument("--storage", default=None, help="Optuna storage: a SQLite file or an RDB URL (shared study)")
-    g.add_argument("--study-name", default=d.study_name)
+    g.add_argument("--study-name", default=d.study_name, help="Optuna study name (with --storage, resumes it)")
     g.add_argument("--timeout", type=float, default=None, help="seconds per study")
 
 

@@ -34,7 +34,7 @@ def register(sub) -> None:
     s.add_argument("--config", type=Path, default=Path("openfirst.toml"), help="TOML config (default: openfirst.toml)")
     s.add_argument("--host", default=None, help="default: serve.host in the config (127.0.0.1)")
     s.add_argument("--port", type=int, default=None, help="default: serve.port in the config (8000)")
-    s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log level (default info)")
     s.add_argument("--check", action="store_true", help="load and validate everything, then exit without serving")
     s.set_defaults(handler=cmd_serve)
 
