@@ -108,7 +108,8 @@ class Embedder:
 
     `model` is a Hub name or a local path; the default resolves to the offline
     weights of all-MiniLM-L6-v2. The model loads lazily, only when a text is missing
-    from the cache.
+    from the cache; a BERT + mean-pooling + normalise folder (the default) runs on `light_bert.LightBert`
+    (the same embeddings, without importing sentence-transformers).
     """
 
     def __init__(
@@ -133,6 +134,13 @@ class Embedder:
     @property
     def model(self):
         if self._model is None:
+            from openfirst.router.light_bert import LightBert, supported
+
+            path = resolve_model(self.model_id)
+            light = os.environ.get("OPENFIRST_EMBEDDER", "auto") != "sentence-transformers"
+            if light and supported(path):  # BERT + mean pooling + normalise: the same embeddings, fewer imports
+                self._model = LightBert(path, device=self.device or "cpu")
+                return self._model
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:  # pragma: no cover
