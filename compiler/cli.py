@@ -24,10 +24,11 @@ def register(sub) -> None:
     e.add_argument("--input", type=Path, default=None, help='JSONL or CSV, one {"id": ..., "text": ...} per record')
     e.add_argument("--output", type=Path, default=None,
                    help="JSONL results, one line per input (resumable); default: stdout (not resumable)")
-    e.add_argument("--backend", choices=["vllm", "llama.cpp", "transformers"], default="vllm",
-                   help="local engine: vllm (its CPU build here, GPU build in production; default: fastest for "
-                        "batches, benchmarks/results/local-engines.md), llama.cpp in process (GGUF; fastest one "
-                        "request at a time) or transformers in process")
+    e.add_argument("--backend", choices=["auto", "vllm", "llama.cpp", "transformers"], default="auto",
+                   help="local engine: vllm (its CPU build here, GPU build in production; fastest for batches, "
+                        "benchmarks/results/local-engines.md), llama.cpp in process (GGUF; fastest one request at a "
+                        "time, starts in a second) or transformers in process; auto (default): llama.cpp for one "
+                        "text, vllm for --input files")
     e.add_argument("--model", default="smollm2",
                    help="smollm2 (embedded default), a Hugging Face id, a local model folder, or a .gguf file for "
                         "llama.cpp")
@@ -90,6 +91,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
                             hint='openfirst extract --schema "name, age int" "Ada, 36"')
     if args.input is not None and not args.input.exists():
         raise TaskSpecError(f"input file {args.input} does not exist")
+    if args.backend == "auto":
+        args.backend = "llama.cpp" if args.text is not None else "vllm"
     if args.batch_size is None:
         args.batch_size = 32 if args.backend == "vllm" else 1
     if args.batch_size < 1:
