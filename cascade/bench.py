@@ -23,7 +23,7 @@ import numpy as np
 from openfirst.cascade import evaluation as ev
 from openfirst.cascade.snips import (INTENTS, PUBLISHED, IntentData, SlotCounts, all_right, covering_examples,
                                      example_pairs, load, predicted_slots, slot_model, span_task)
-from openfirst.compiler.confidence import AGGREGATIONS, confidence
+from openfirst.compiler.confidence import AGGREGATIONS, LENGTH_FREE, confidence
 from openfirst.core.paths import cache_dir
 
 # GPT-4o list prices (USD per million tokens), for the frontier's cost per utterance
@@ -145,7 +145,8 @@ def analyse(records: list[dict], embeddings: np.ndarray, frontier_accuracy: floa
                 scores.append(c)
                 labels.append(r["predicted"].get(path) in r["gold"].get(path, []))
         field_aurocs[how] = ev.auroc(scores, labels)
-    best = max(AGGREGATIONS, key=lambda h: -1 if np.isnan(aurocs[h]) else aurocs[h])
+    # kept: the best length-free aggregation (product is measured as the contrast, never kept)
+    best = max(LENGTH_FREE, key=lambda h: -1 if np.isnan(aurocs[h]) else aurocs[h])
     conf, _ = confidences(records, best)
     texts = [r["text"] for r in records]
     fit = ev.cross_fit(embeddings, texts, y_local.astype(int), conf, invalid, seed=seed)
@@ -250,7 +251,8 @@ def markdown(out: dict[str, Any]) -> str:
               f"{m['frontier_accuracy']:.1%} at about ${m['frontier_cost_per_utterance_usd'] * 1000:.2f} per 1,000 "
               "utterances (GPT-4o prices).", "",
               "Confidence AUROC (utterance all right) by aggregation: " + ", ".join(
-                  f"{h} {v:.3f}" for h, v in m["auroc_by_aggregation"].items()) + f"; kept: **{m['aggregation']}**. "
+                  f"{h} {v:.3f}" for h, v in m["auroc_by_aggregation"].items()) + f"; kept: **{m['aggregation']}** (the "
+              "best length-free one; product penalises long values and is the contrast). "
               "Per field (a written slot is right): " + ", ".join(
                   f"{h} {v:.3f}" for h, v in m["field_auroc_by_aggregation"].items()) +
               f". The pre-hoc router's AUROC: {m['auroc_router']:.3f}; cascade routing skipped the local run on "

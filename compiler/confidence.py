@@ -5,10 +5,12 @@ overlap its text, from the opening quote of its key to the end of its value: the
 (an optional field) and every token of the value. Their probabilities under the grammar's mask are aggregated so
 that long values are not penalised for their length:
 
-- `min`: the least likely token (default: the best measured on SNIPS, see benchmarks/results/snips-extraction.md);
-- `mean`: the geometric mean of the token probabilities;
+- `mean`: the geometric mean of the token probabilities (default: the best length-free aggregation measured on
+  SNIPS, utterance AUROC 0.875 against min 0.845 and first 0.706; benchmarks/results/snips-extraction.md);
+- `min`: the least likely token;
 - `first`: the first token of the value (the decision to write it);
-- `product`: the joint probability (penalises length; kept as the contrast).
+- `product`: the joint probability (penalises length; kept as the contrast: on SNIPS's short slot values it scored
+  0.882, but it would escalate every long field for its length).
 
 The whole output's confidence aggregates every token, structure included (which optional keys were written).
 """
@@ -20,8 +22,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-AGGREGATIONS = ("min", "mean", "first", "product")
-DEFAULT_AGGREGATION = "min"
+AGGREGATIONS = ("mean", "min", "first", "product")
+LENGTH_FREE = ("mean", "min", "first")
+DEFAULT_AGGREGATION = "mean"
 
 
 @dataclass(frozen=True)

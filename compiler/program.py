@@ -30,7 +30,7 @@ class ProgramOptions(BaseModel):
     constrained: bool = True
     compile_timeout_s: float = Field(10.0, gt=0)
     engine: Literal["llguidance", "xgrammar"] = "llguidance"
-    confidence: Literal["min", "mean", "first", "product"] = Field(
+    confidence: Literal["mean", "min", "first", "product"] = Field(
         DEFAULT_AGGREGATION, description="how token probabilities aggregate into a field's confidence")
 
 
