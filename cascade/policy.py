@@ -115,6 +115,18 @@ def threshold_for_share(confidences: Sequence[float], share: float) -> float:
     return 0.0 if k == 0 else float(min(1.0, np.nextafter(c[k - 1], np.inf)))
 
 
+def threshold_for_budget(confidences: Sequence[float], budget_usd: float, frontier_usd: float) -> float:
+    """The threshold whose escalations keep the mean frontier spend per input at most `budget_usd`, when one
+    escalation costs about `frontier_usd` (the local run is paid either way)."""
+    if budget_usd < 0 or frontier_usd <= 0:
+        raise ValueError("budget_usd must be >= 0 and frontier_usd > 0")
+    c = np.sort(np.asarray(confidences, dtype=float))
+    k = min(c.size, int(math.floor(budget_usd / frontier_usd * c.size + 1e-9)))
+    while k > 0 and k < c.size and c[k - 1] == c[k]:  # ties go together: stay within the budget
+        k -= 1
+    return 0.0 if k == 0 else float(np.nextafter(c[k - 1], np.inf))
+
+
 def threshold_for_quality(confidences: Sequence[float], local_correct: Sequence[bool], target: float,
                           frontier_correct: Sequence[bool] | None = None) -> float:
     """The smallest threshold whose escalations reach accuracy `target` on this labeled sample (the frontier is
