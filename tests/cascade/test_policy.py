@@ -47,7 +47,7 @@ def make(answers, frontier_texts, **options):
     task = compile_task(City)
     local = LogprobBackend(answers)
     frontier = ScriptedBackend(frontier_texts)
-    cascade = Cascade(Program(task, local, ProgramOptions(max_retries=0)),
+    cascade = Cascade(Program(task, local, ProgramOptions(max_retries=0, confidence="min")),
                       Program(task, frontier, ProgramOptions(max_retries=0)), CascadeOptions(**options))
     return cascade, local, frontier
 
@@ -76,7 +76,8 @@ def test_pinned_inputs_never_escalate_whatever_their_confidence():
 def test_the_router_sends_sure_failures_straight_to_the_frontier_without_a_local_run():
     task = compile_task(City)
     local = LogprobBackend({"a": SURE, "b": SURE})
-    cascade = Cascade(Program(task, local), Program(task, ScriptedBackend(['{"city":"Rome"}'])),
+    cascade = Cascade(Program(task, local, ProgramOptions(confidence="min")),
+                      Program(task, ScriptedBackend(['{"city":"Rome"}'])),
                       CascadeOptions(threshold=0.5, router_skip=0.8),
                       router_fail_p=lambda texts: np.array([0.9 if t == "b" else 0.1 for t in texts]))
     a, b = cascade.run_many(["a", "b"])
@@ -92,7 +93,8 @@ def test_a_failed_frontier_falls_back_to_the_local_answer():
         def generate(self, conversations, *a, **k):
             return [Generation.failed(BackendError("frontier down")) for _ in conversations]
 
-    cascade = Cascade(Program(task, LogprobBackend({"b": UNSURE})), Program(task, Down([])),
+    cascade = Cascade(Program(task, LogprobBackend({"b": UNSURE}), ProgramOptions(confidence="min")),
+                      Program(task, Down([])),
                       CascadeOptions(threshold=0.5))
     (b,) = cascade.run_many(["b"])
     assert (b.decided_by, b.escalated, b.result.output.city) == ("fallback", False, "Bergen")

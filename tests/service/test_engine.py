@@ -88,7 +88,8 @@ def test_the_cascade_escalates_unsure_local_answers_and_logs_why(tmp_path):
     local = ScriptedBackend([_answer(GOOD_TICKET, -0.01), _answer(GOOD_TICKET, -3.0), _answer(GOOD_TICKET, -3.0)],
                             model_name="small")
     frontier = ScriptedBackend([GOOD_TICKET], cycle=True, model_name="big")
-    service = fake_service(tmp_path, local, frontier, router=None, routing={"cascade_threshold": 0.5})
+    service = fake_service(tmp_path, local, frontier, router=None, routing={"cascade_threshold": 0.5},
+                           program={"confidence": "min"})
     sure, unsure = extract(service, EASY, HARD)
     private = asyncio.run(service.extract("support_ticket", [Item(PRIVATE, "id-private")]))[0]
     assert (sure.body["target"], sure.body["decided_by"]) == ("local", "default")
