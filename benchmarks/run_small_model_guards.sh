@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Reproduce benchmarks/results/small-model-guards.{json,md} (one command, about 10 minutes on 2 cores).
+#   bash benchmarks/run_small_model_guards.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1
+.venv/bin/python benchmarks/small_model_guards.py "$@"
