@@ -230,6 +230,7 @@ def run_maskbench(llama, native, n: int) -> dict:
     gen = {"openfirst": {"compiled": 0, "returned": 0, "invalid_returned": 0, "typed_errors": 0},
            "outlines": {"compiled": 0, "returned": 0, "invalid_returned": 0, "unparseable": 0}}
     opts = ProgramOptions(max_tokens=128, max_retries=0)
+    gen_stats = gen
     t0 = time.perf_counter()
     for row in tqdm(rows, desc="maskbench generation", unit="schema"):
         validator = make_validator(row["schema"])
@@ -256,7 +257,12 @@ def run_maskbench(llama, native, n: int) -> dict:
             {"role": "system", "content": "Produce a JSON value matching this JSON Schema:\n"
              + json.dumps(outlines_schema(row["schema"], False))[:4000]},
             {"role": "user", "content": "Produce a JSON value."}]
-        text = native.generate([messages], generator, 128)[0].text
+        gen = native.generate([messages], generator, 128)[0]
+        if gen.error is not None:  # the engine refused the prompt (longer than its context)
+            gen_counts = gen_stats["outlines"]
+            gen_counts["refused"] = gen_counts.get("refused", 0) + 1
+            continue
+        text = gen.text
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
@@ -350,7 +356,8 @@ def write(out_dir: Path, rows: list[dict], hw: dict, maskbench: dict | None = No
                   f"| outlines JSON type (llguidance, raw schema) | {m['outlines']['compiled']} (llguidance alone: "
                   f"{raw.get('compiled')}) | {raw.get('valid_rejected')}/{raw.get('valid_instances')} | "
                   f"{raw.get('invalid_accepted')} | {m['outlines']['returned']}/{m['outlines']['compiled']} "
-                  f"({m['outlines']['unparseable']} not JSON) | {m['outlines']['invalid_returned']} |"]
+                  f"({m['outlines']['unparseable']} not JSON, {m['outlines'].get('refused', 0)} refused by the engine) | "
+                  f"{m['outlines']['invalid_returned']} |"]
     (out_dir / "local-engines.md").write_text("\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.5))
     labels = [f"{r['engine']} · {r['via'][:38]}\n{'constr.' if r['constrained'] else 'free'} b{r['batch']}"

@@ -13,7 +13,7 @@ import json
 from typing import Any, Callable, Sequence
 
 from openfirst.compiler.backends.base import Generation, RequestBackend
-from openfirst.compiler.errors import GrammarCompileError
+from openfirst.compiler.errors import BackendError, GrammarCompileError
 from openfirst.compiler.grammar import JSON_OPTIONS
 
 
@@ -57,8 +57,17 @@ class OutlinesJsonBackend(RequestBackend):
         generator = constraint if constraint is not None else outlines.Generator(self.outlines_model)
         kw = self.engine_kwargs(max_tokens, temperature, repetition_penalty)
         chats = [Chat(list(c)) for c in conversations]
-        texts = generator.batch(chats, **kw) if self.batch else [generator(c, **kw) for c in chats]
-        return [Generation(t, 0, self.count_tokens(t), True, model=self.model_name) for t in texts]
+        if self.batch:
+            texts = generator.batch(chats, **kw)
+            return [Generation(t, 0, self.count_tokens(t), True, model=self.model_name) for t in texts]
+        return [self._one(generator, c, kw) for c in chats]
+
+    def _one(self, generator: Any, chat: Any, kw: dict) -> Generation:
+        try:
+            text = generator(chat, **kw)
+        except ValueError as exc:  # outlines passes the engine's refusal (e.g. a prompt over the context) through
+            return Generation.failed(BackendError(f"outlines/llama.cpp refused: {exc}"), self.model_name)
+        return Generation(text, 0, self.count_tokens(text), True, model=self.model_name)
 
 
 def llamacpp_kwargs(max_tokens: int, temperature: float, repetition_penalty: float) -> dict:
