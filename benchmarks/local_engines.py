@@ -230,7 +230,6 @@ def run_maskbench(llama, native, n: int) -> dict:
     gen = {"openfirst": {"compiled": 0, "returned": 0, "invalid_returned": 0, "typed_errors": 0},
            "outlines": {"compiled": 0, "returned": 0, "invalid_returned": 0, "unparseable": 0}}
     opts = ProgramOptions(max_tokens=128, max_retries=0)
-    gen_stats = gen
     t0 = time.perf_counter()
     for row in tqdm(rows, desc="maskbench generation", unit="schema"):
         validator = make_validator(row["schema"])
@@ -257,12 +256,11 @@ def run_maskbench(llama, native, n: int) -> dict:
             {"role": "system", "content": "Produce a JSON value matching this JSON Schema:\n"
              + json.dumps(outlines_schema(row["schema"], False))[:4000]},
             {"role": "user", "content": "Produce a JSON value."}]
-        gen = native.generate([messages], generator, 128)[0]
-        if gen.error is not None:  # the engine refused the prompt (longer than its context)
-            gen_counts = gen_stats["outlines"]
-            gen_counts["refused"] = gen_counts.get("refused", 0) + 1
+        answer = native.generate([messages], generator, 128)[0]
+        if answer.error is not None:  # the engine refused the prompt (longer than its context)
+            gen["outlines"]["refused"] = gen["outlines"].get("refused", 0) + 1
             continue
-        text = gen.text
+        text = answer.text
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
