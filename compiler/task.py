@@ -93,8 +93,13 @@ def compile_task(
 ) -> CompiledTask:
     """Pydantic model -> JSON Schema -> normalised schema + feature report (refuses what cannot run)."""
     if not (inspect.isclass(model) and issubclass(model, BaseModel)):
-        raise TaskSpecError(f"a task must be a Pydantic BaseModel subclass, got {model!r}",
-                            hint="class Ticket(BaseModel): category: Literal[...] ...")
+        import dataclasses
+
+        what = (f"the dataclass {model.__name__}" if dataclasses.is_dataclass(model) else
+                f"the class {model.__name__}" if inspect.isclass(model) else f"a {type(model).__name__}")
+        raise TaskSpecError(f"a task must be a Pydantic BaseModel subclass, got {what}",
+                            hint="class Ticket(BaseModel): category: Literal[...] ... (a dataclass: subclass "
+                                 "BaseModel instead of @dataclass)")
     doc = inspect.getdoc(model) or ""
     if doc.startswith(f"{model.__name__}(") or not doc or model.__doc__ is None:
         doc = ""

@@ -342,7 +342,13 @@ class Service:
             self.settle(caller, reserved[i], frontier_run.cost_usd if frontier_run is not None else 0.0)
             if i in cascaded and d.fallback_from == "local":
                 r = routes[i]
-                routes[i] = Route("frontier", "cascade", r.p_success, r.score, r.threshold, cascaded[i])
+                if isinstance(d.outcome, Failure) and isinstance(d.first, Result):  # the frontier failed: keep ours
+                    why = f"{cascaded[i]}, but the frontier failed: {type(d.outcome.error).__name__}"
+                    done[i] = dataclasses.replace(d, target="local", outcome=d.first, fallback_from="frontier",
+                                                  fallback_error=d.outcome.error, first=d.outcome)
+                    routes[i] = Route("local", "fallback", r.p_success, r.score, r.threshold, why)
+                else:
+                    routes[i] = Route("frontier", "cascade", r.p_success, r.score, r.threshold, cascaded[i])
             elif d.fallback_from is not None:
                 routes[i] = routes[i].fall_back(type(d.fallback_error).__name__)
         total = time.perf_counter() - start

@@ -80,3 +80,13 @@ def test_extract_over_a_file_without_output_writes_jsonl_to_stdout(monkeypatch, 
     captured = capsys.readouterr()
     assert [json.loads(x)["output"] for x in captured.out.splitlines()] == [{"a": 1}, {"a": 1}]
     assert json.loads(captured.err)["ok"] == 2
+
+
+def test_a_dataclass_task_is_named_as_the_user_wrote_it(tmp_path, capsys):
+    """Reported: a dataclass was reported with an internal module name (openfirst_task_<hash>)."""
+    from openfirst.cli import main
+
+    (tmp_path / "t.py").write_text("from dataclasses import dataclass\n@dataclass\nclass T:\n    a: int\n")
+    assert main(["extract", "--task", f"{tmp_path / 't.py'}:T", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "the dataclass T" in err and "openfirst_task_" not in err

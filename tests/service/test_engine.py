@@ -117,3 +117,14 @@ def test_the_cascade_escalates_a_local_answer_that_fails_validation(tmp_path):
     out = extract(service, EASY)[0]
     assert (out.body["target"], out.body["decided_by"], out.error) == ("frontier", "cascade", None)
     assert "OutputValidationError" in out.body["reason"]
+
+
+def test_when_the_frontier_fails_an_escalated_input_keeps_its_local_answer(tmp_path):
+    local = ScriptedBackend([_answer(GOOD_TICKET, -3.0)], model_name="small")
+    frontier = ScriptedBackend([ServerError("frontier 500")], cycle=True, model_name="big")
+    service = fake_service(tmp_path, local, frontier, router=None, routing={"cascade_threshold": 0.5},
+                           program={"confidence": "min", "max_retries": 0})
+    out = extract(service, HARD)[0]
+    assert (out.body["target"], out.body["decided_by"], out.error) == ("local", "fallback", None)
+    assert out.body["output"]["category"] == "billing" and "frontier failed" in out.body["reason"]
+    assert out.body["confidence"]["overall"] < 0.1
