@@ -1,6 +1,6 @@
 """Small-model failure modes and the guards against them, measured on the embedded SmolLM2-135M (in-process
 llama.cpp, greedy): the repetition penalty (looping strings cut at max_tokens), and in-context examples (an
-example's output copied into the answer). Inputs: the 11 example-task inputs, and 50 MaskBench schemas (seed 0).
+example's output copied into the answer). Inputs: the 11 example-task inputs, and 25 MaskBench schemas (seed 0).
 
 Per setting: valid share; outputs cut at max_tokens; example copies (an output holds a run of 5 or more words of
 an example's output that is not in its own input); schema words as values (a string value that is a JSON Schema
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_WORDS = {"type", "items", "array", "string", "object", "properties", "integer", "number", "boolean", "null",
                 "required", "enum", "anyOf", "description", "title", "default", "format", "maxLength", "minimum"}
-PENALTIES = (1.0, 1.1, 1.2, 1.3)
+PENALTIES = (1.0, 1.1, 1.3)
 
 
 def strings(value) -> list[str]:
@@ -106,7 +106,7 @@ def main() -> None:
     from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
 
     backend = LlamaCppBackend.load()
-    rows = maskbench_rows(50)
+    rows = maskbench_rows(25)
     t0 = time.perf_counter()
     out = {"command": "bash benchmarks/run_small_model_guards.sh", "tasks": [], "maskbench": []}
     for penalty in PENALTIES:
@@ -128,7 +128,7 @@ def main() -> None:
     (res / "small-model-guards.json").write_text(json.dumps(out, indent=2) + "\n")
     lines = ["# Small-model guards (SmolLM2-135M, llama.cpp in process, greedy)", "",
              f"Command: `{out['command']}`; {out['seconds']:.0f} s. Example tasks: the 11 example inputs, at most "
-             "300 tokens; MaskBench: 50 schemas (seed 0), at most 200 tokens.", "",
+             "300 tokens; MaskBench: 25 schemas (seed 0), at most 200 tokens.", "",
              "| repetition penalty | examples in the prompt | valid | cut at max_tokens | example copied | "
              "schema word as a value |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['repetition_penalty']} | {'yes' if r['examples'] else 'no'} | {r['valid']}/{r['docs']} | "
