@@ -1,5 +1,5 @@
 """`openfirst route` on one query from the command line, cold (a new process each time): the embedder through
-sentence-transformers (the previous path, `OPENFIRST_EMBEDDER=sentence-transformers`) against the plain-torch
+sentence-transformers (the previous path, `OPENFIRST_EMBEDDER=sentence-transformers`) against the numpy
 encoder (`router/light_bert.py`, the default), in the same run, alternating. Each run routes a new query (the
 router never caches query embeddings: the model loads every time). The router is trained first on 300 RouteLLM
 GSM8K records (small settings).
@@ -64,7 +64,7 @@ def main() -> None:
           f"Command: `{result['command']}`; {runs} runs each, alternating, median wall time of the whole process.",
           "", "| embedder | wall time, one query |", "|---|---|",
           f"| sentence-transformers (previous) | {med['sentence-transformers']:.2f} s |",
-          f"| plain-torch BERT (`light_bert`, default) | {med['light']:.2f} s |", "",
+          f"| numpy BERT (`light_bert`, default) | {med['light']:.2f} s |", "",
           f"**{result['speedup_new_query']:.1f}x** faster. The same embeddings (cosine >= 0.99999, "
           "tests/router/test_light_bert.py)."]
     (out_dir / "route-startup.md").write_text("\n".join(md) + "\n")

@@ -1,9 +1,9 @@
-"""A BERT sentence encoder (mean pooling, L2-normalised) in plain torch, for fast start-up.
+"""A BERT sentence encoder (mean pooling, L2-normalised) in numpy, for fast start-up.
 
 `openfirst route` on one query spent most of its time importing sentence-transformers and transformers (about 5 s
 on 2 cores) before a 22M-parameter model ran for milliseconds. This module reads a sentence-transformers folder
 whose pipeline is BERT -> mean pooling -> normalise (all-MiniLM-L6-v2, the default), with `tokenizers` and
-`safetensors` only, and computes the same embeddings (tested against sentence-transformers: cosine >= 0.99999).
+`safetensors` and numpy only, and computes the same embeddings (tested against sentence-transformers: cosine >= 0.99999).
 Any other model folder goes through sentence-transformers as before.
 """
 
@@ -36,63 +36,66 @@ def supported(folder: str | Path) -> bool:
 
 
 class LightBert:
-    """`encode(texts)` -> (n, hidden) float32, L2-normalised; `max_seq_length` tokens per text."""
+    """`encode(texts)` -> (n, hidden) float32, L2-normalised; `max_seq_length` tokens per text. numpy only: a
+    22M-parameter encoder on a few queries needs no torch (whose import alone took 1.5 s on 2 cores)."""
 
     def __init__(self, folder: str | Path, device: str = "cpu"):
-        import torch
-        from safetensors.torch import load_file
+        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
         folder = Path(folder)
         self.config = json.loads((folder / "config.json").read_text())
         st = folder / "sentence_bert_config.json"
         self.max_seq_length = int(json.loads(st.read_text()).get("max_seq_length", 512)) if st.exists() else 512
-        self.w = {k: v.to(device) for k, v in load_file(str(folder / "model.safetensors")).items()}
+        self.w = {k: v.astype(np.float32) for k, v in load_file(str(folder / "model.safetensors")).items()
+                  if v.dtype.kind == "f"}
         self.tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tok.enable_truncation(self.max_seq_length)
         self.tok.enable_padding(pad_id=int(self.config.get("pad_token_id", 0)))
-        self.device = device
-        self.torch = torch
 
     def get_sentence_embedding_dimension(self) -> int:
         return int(self.config["hidden_size"])
 
-    def _layer_norm(self, x, prefix: str):
-        return self.torch.nn.functional.layer_norm(x, x.shape[-1:], self.w[f"{prefix}.weight"],
-                                                   self.w[f"{prefix}.bias"], self.config["layer_norm_eps"])
+    def _layer_norm(self, x: np.ndarray, prefix: str) -> np.ndarray:
+        mu = x.mean(-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + self.config["layer_norm_eps"]) * self.w[f"{prefix}.weight"] + \
+            self.w[f"{prefix}.bias"]
 
-    def _linear(self, x, prefix: str):
-        return self.torch.nn.functional.linear(x, self.w[f"{prefix}.weight"], self.w[f"{prefix}.bias"])
+    def _linear(self, x: np.ndarray, prefix: str) -> np.ndarray:
+        return x @ self.w[f"{prefix}.weight"].T + self.w[f"{prefix}.bias"]
 
-    def _forward(self, ids, mask):
-        torch, F, c = self.torch, self.torch.nn.functional, self.config
-        pos = torch.arange(ids.shape[1], device=ids.device)
-        x = (F.embedding(ids, self.w["embeddings.word_embeddings.weight"])
-             + F.embedding(pos, self.w["embeddings.position_embeddings.weight"])[None]
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        from scipy.special import erf
+
+        c = self.config
+        n, t = ids.shape
+        x = (self.w["embeddings.word_embeddings.weight"][ids] + self.w["embeddings.position_embeddings.weight"][:t][None]
              + self.w["embeddings.token_type_embeddings.weight"][0])
         x = self._layer_norm(x, "embeddings.LayerNorm")
         heads, size = c["num_attention_heads"], c["hidden_size"] // c["num_attention_heads"]
-        bias = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-        n, t, _ = x.shape
+        bias = (1.0 - mask[:, None, None, :].astype(np.float32)) * np.finfo(np.float32).min
         for i in range(c["num_hidden_layers"]):
             p = f"encoder.layer.{i}"
-            q, k, v = (self._linear(x, f"{p}.attention.self.{m}").view(n, t, heads, size).transpose(1, 2)
+            q, k, v = (self._linear(x, f"{p}.attention.self.{m}").reshape(n, t, heads, size).transpose(0, 2, 1, 3)
                        for m in ("query", "key", "value"))
-            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(size) + bias, dim=-1) @ v
-            att = att.transpose(1, 2).reshape(n, t, heads * size)
+            scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(size) + bias
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            att = (scores / scores.sum(-1, keepdims=True)) @ v
+            att = att.transpose(0, 2, 1, 3).reshape(n, t, heads * size)
             x = self._layer_norm(self._linear(att, f"{p}.attention.output.dense") + x, f"{p}.attention.output.LayerNorm")
-            h = F.gelu(self._linear(x, f"{p}.intermediate.dense"))
+            h = self._linear(x, f"{p}.intermediate.dense")
+            h = 0.5 * h * (1.0 + erf(h / math.sqrt(2.0)))  # exact GELU, as BERT's "gelu"
             x = self._layer_norm(self._linear(h, f"{p}.output.dense") + x, f"{p}.output.LayerNorm")
-        m = mask[..., None].to(x.dtype)
-        pooled = (x * m).sum(1) / m.sum(1).clamp(min=1e-9)
-        return F.normalize(pooled, p=2, dim=1)
+        m = mask[..., None].astype(np.float32)
+        pooled = (x * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, **_: object) -> np.ndarray:
         out = []
-        with self.torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                enc = self.tok.encode_batch(list(texts[start : start + batch_size]))
-                ids = self.torch.tensor([e.ids for e in enc], device=self.device)
-                mask = self.torch.tensor([e.attention_mask for e in enc], device=self.device)
-                out.append(self._forward(ids, mask).float().cpu().numpy())
+        for start in range(0, len(texts), batch_size):
+            enc = self.tok.encode_batch(list(texts[start : start + batch_size]))
+            ids = np.array([e.ids for e in enc], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+            out.append(self._forward(ids, mask))
         return np.concatenate(out) if out else np.zeros((0, self.get_sentence_embedding_dimension()), np.float32)
