@@ -103,13 +103,16 @@ class EmbeddingCache:
         self._db.close()
 
 
+LIGHT_MAX_TEXTS = 16  # up to this many texts per call go to the numpy encoder (it starts fast, batches slowly)
+
+
 class Embedder:
     """Embeds texts with a sentence-transformers model, in batches, through the cache.
 
     `model` is a Hub name or a local path; the default resolves to the offline
     weights of all-MiniLM-L6-v2. The model loads lazily, only when a text is missing
     from the cache; a BERT + mean-pooling + normalise folder (the default) runs on `light_bert.LightBert`
-    (the same embeddings, without importing sentence-transformers).
+    (the same embeddings, without importing sentence-transformers) for a few texts at a time.
     """
 
     def __init__(
@@ -130,17 +133,11 @@ class Embedder:
         self.show_progress = show_progress
         self._cache = (cache or EmbeddingCache()) if use_cache else None
         self._model = None
+        self._light = None
 
     @property
     def model(self):
         if self._model is None:
-            from openfirst.router.light_bert import LightBert, supported
-
-            path = resolve_model(self.model_id)
-            light = os.environ.get("OPENFIRST_EMBEDDER", "auto") != "sentence-transformers"
-            if light and supported(path):  # BERT + mean pooling + normalise: the same embeddings, fewer imports
-                self._model = LightBert(path, device=self.device or "cpu")
-                return self._model
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:  # pragma: no cover
@@ -156,11 +153,27 @@ class Embedder:
                 ) from exc
         return self._model
 
-    def model_input(self, text: str) -> str:
+    def light(self):
+        """The numpy encoder for a few texts (`LIGHT_MAX_TEXTS`), when this model is BERT + mean pooling +
+        normalise; None otherwise. It starts without importing torch or sentence-transformers (one `route` query:
+        benchmarks/results/route-startup.md) but is slower on big batches, which go to the full model."""
+        if self._light is None:
+            from openfirst.router.light_bert import LightBert, supported
+
+            path = resolve_model(self.model_id)
+            on = os.environ.get("OPENFIRST_EMBEDDER", "auto") != "sentence-transformers"
+            self._light = LightBert(path) if on and (self.device or "cpu") == "cpu" and supported(path) else False
+        return self._light or None
+
+    def _encoder(self, n: int):
+        small = self.light() if n <= LIGHT_MAX_TEXTS else None
+        return small if small is not None else self.model
+
+    def model_input(self, text: str, encoder=None) -> str:
         """What the model reads of `text`. A text longer than the model can use (`max_seq_length` tokens of at most
         100 characters each, BERT's longest word piece) is cut there, whitespace runs joined into one space
         first (the tokenizer splits on them anyway): a megabyte input costs a bounded tokenisation."""
-        limit = int(getattr(self.model, "max_seq_length", 512) or 512) * 101
+        limit = int(getattr(encoder or self.model, "max_seq_length", 512) or 512) * 101
         if len(text) <= limit:
             return text
         words, size = [], 0
@@ -187,8 +200,9 @@ class Embedder:
             with _progress(len(missing), self.show_progress) as bar:
                 for start in range(0, len(missing), step):
                     chunk = missing[start : start + step]
-                    vecs = self.model.encode(
-                        [self.model_input(by_hash[h]) for h in chunk],
+                    encoder = self._encoder(len(chunk))
+                    vecs = encoder.encode(
+                        [self.model_input(by_hash[h], encoder) for h in chunk],
                         batch_size=self.batch_size,
                         show_progress_bar=False,
                         convert_to_numpy=True,
@@ -205,7 +219,8 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        small = self.light()
+        return int((small or self.model).get_sentence_embedding_dimension())
 
 
 def _progress(total: int, enabled: bool):
