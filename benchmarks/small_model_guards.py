@@ -137,8 +137,8 @@ def main() -> None:
               "|---|---|---|---|---|"]
     lines += [f"| {r['repetition_penalty']} | {r['compiled']}/{r['schemas']} | {r['valid']} | {r['truncated']} | "
               f"{r['schema_word_values']} |" for r in out["maskbench"]]
-    lines += ["", f"Most valid outputs over both samples: repetition penalty **{best}** (the default of "
-              "`ProgramOptions.repetition_penalty` and `openfirst extract --repetition-penalty`)."]
+    lines += ["", f"Most valid outputs over both samples: repetition penalty **{best}**. The default of "
+              "`ProgramOptions.repetition_penalty` and `openfirst extract --repetition-penalty` is 1.3."]
     (res / "small-model-guards.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

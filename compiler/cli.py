@@ -39,7 +39,8 @@ def register(sub) -> None:
                    help="records per engine call (default: 32 for vllm, which batches; 1 for llama.cpp and "
                         "transformers, so progress and latency are per record)")
     e.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
-    e.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeated tokens (default 1.0)")
+    e.add_argument("--repetition-penalty", type=float, default=1.3,
+                   help="> 1 discourages repeated tokens (default 1.3: at 1.0 small models loop until max_tokens)")
     e.add_argument("--engine", choices=["llguidance", "xgrammar"], default="llguidance", help="grammar engine for in-process models (default llguidance)")
     e.add_argument("--retry-errors", action="store_true",
                    help="run again the ids whose earlier output line is an error (the error line is replaced)")

@@ -26,11 +26,15 @@ def test_a_field_takes_the_tokens_overlapping_it_and_min_is_not_penalised_by_len
     assert c.fields["a"] == pytest.approx(math.exp(-1.0))  # 'Bo' and 'éton' and the key's tokens
     assert c.fields["b.c[0]"] == pytest.approx(math.exp(-2.0)) and c.fields["b.c[1]"] == pytest.approx(1.0)
     assert c.overall == pytest.approx(math.exp(-2.0))
-    long_value = confidence('{"s":"aaaa"}', ['{"', 's', '":"', 'a', 'a', 'a', 'a', '"}'], [0, 0, 0] + [-0.1] * 4 + [0])
-    short_value = confidence('{"s":"a"}', ['{"', 's', '":"', 'a', '"}'], [0, 0, 0, -0.1, 0])
-    assert long_value.fields["s"] == pytest.approx(short_value.fields["s"])  # min / mean: length-free
-    assert confidence('{"s":"aaaa"}', ['{"', 's', '":"', 'a', 'a', 'a', 'a', '"}'], [0, 0, 0] + [-0.1] * 4 + [0],
-                      "product").fields["s"] < short_value.fields["s"]
+    long_text, long_pieces, long_lps = '{"s":"aaaa"}', ['{"', 's', '":"', 'a', 'a', 'a', 'a', '"}'], [0, 0, 0] + [-0.1] * 4 + [0]
+    short = ('{"s":"a"}', ['{"', 's', '":"', 'a', '"}'], [0, 0, 0, -0.1, 0])
+    assert confidence(long_text, long_pieces, long_lps, "min").fields["s"] == pytest.approx(
+        confidence(*short, "min").fields["s"])  # min: length-free
+    product_ratio = confidence(*short, "product").fields["s"] / confidence(long_text, long_pieces, long_lps,
+                                                                            "product").fields["s"]
+    mean_ratio = confidence(*short, "mean").fields["s"] / confidence(long_text, long_pieces, long_lps,
+                                                                     "mean").fields["s"]
+    assert product_ratio > 1.3 and mean_ratio < 1.05  # product punishes the 4-token value, mean barely
 
 
 @pytest.mark.parametrize("how,expected", [("min", math.exp(-2)), ("mean", math.exp(-1)), ("first", 1.0),
@@ -64,8 +68,8 @@ def test_a_local_result_carries_per_field_confidence(tiny_backend):
     import torch
 
     torch.manual_seed(0)
-    results = Program(compile_task(Ticket), tiny_backend, ProgramOptions(max_tokens=80, temperature=1.0)
-                      ).run_many(["x"] * 4)
+    results = Program(compile_task(Ticket), tiny_backend, ProgramOptions(max_tokens=80, temperature=1.0,
+                                                                         confidence="min")).run_many(["x"] * 4)
     done = [r for r in results if isinstance(r, Result)]
     assert done
     for r in done:
