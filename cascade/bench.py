@@ -187,7 +187,7 @@ def run(data_dir: Path, modes: Sequence[str], k: int, limit: int | None, frontie
 
     data = load(data_dir)
     embedder = Embedder(DEFAULT_MODEL, show_progress=False)
-    embed = lambda texts: _normalised(embedder.encode(list(texts)))  # noqa: E731
+    embed = lambda texts: embedder.encode(list(texts))  # noqa: E731 - L2-normalised already
     backend: list[Any] = []
 
     def factory():
@@ -217,10 +217,6 @@ def run(data_dir: Path, modes: Sequence[str], k: int, limit: int | None, frontie
     if backend:
         backend[0].close()
     return out
-
-
-def _normalised(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def markdown(out: dict[str, Any]) -> str:

@@ -107,12 +107,13 @@ class Cascade:
 
 
 def threshold_for_share(confidences: Sequence[float], share: float) -> float:
-    """The confidence threshold that escalates `share` of these answers (the least confident; ties go too)."""
-    c = np.sort(np.asarray(confidences, dtype=float))
-    if not 0.0 <= share <= 1.0 or c.size == 0:
-        raise ValueError("share must be in [0, 1] and the sample non-empty")
-    k = int(math.floor(share * c.size + 0.5))  # round half up, as the router's operating point
-    return 0.0 if k == 0 else float(min(1.0, np.nextafter(c[k - 1], np.inf)))
+    """The confidence threshold that escalates `share` of these answers (the least confident; ties go too): the
+    router's rule (`router.policy.threshold_for_share`) on the negated confidences."""
+    from openfirst.router.policy import NEVER
+    from openfirst.router.policy import threshold_for_share as top_share
+
+    t = top_share(-np.asarray(confidences, dtype=float), share)  # escalate iff -confidence >= t
+    return 0.0 if t == NEVER else float(min(1.0, np.nextafter(-t, np.inf)))
 
 
 def threshold_for_budget(confidences: Sequence[float], budget_usd: float, frontier_usd: float) -> float:

@@ -130,8 +130,7 @@ def _task(args: argparse.Namespace):
         from openfirst.cascade.api import as_task
 
         return as_task(args.schema, args.instructions)
-    task = load_task(args.task, instructions=args.instructions)
-    return task
+    return load_task(args.task, instructions=args.instructions)
 
 
 def _one_text(program, text: str) -> int:
@@ -164,8 +163,6 @@ def _backend(args: argparse.Namespace):
 
 def extraction_status(counts: dict) -> int:
     """1 when any record of this run failed (with a summary on stderr), else 0; earlier errors are mentioned."""
-    import sys
-
     if counts["error"]:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(counts["errors_by_type"].items()))
         print(f"openfirst: {counts['error']} of {counts['ok'] + counts['error']} records failed ({kinds}); fix the "

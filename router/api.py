@@ -110,13 +110,15 @@ class Router:
         with _one_blas_thread():
             return self.scorer.score_and_p(embeddings, texts)
 
-    def threshold_for_share(self, queries: Sequence[str], share: float) -> float:
-        """The threshold that sends `share` of these queries (a sample like the expected traffic) to the frontier;
-        embeddings go through the on-disk cache."""
+    def calibration_scores(self, queries: Sequence[str]) -> np.ndarray:
+        """Routing scores of a sample like the expected traffic; embeddings go through the on-disk cache."""
         queries = list(queries)
         embedder = self.embedder_spec.embedder(use_cache=True, show_progress=False)
-        score, _ = self.scores(embedder.encode(queries), queries)
-        return threshold_for_share(score, share)
+        return self.scores(embedder.encode(queries), queries)[0]
+
+    def threshold_for_share(self, queries: Sequence[str], share: float) -> float:
+        """The threshold that sends `share` of these queries (a sample like the expected traffic) to the frontier."""
+        return threshold_for_share(self.calibration_scores(queries), share)
 
     def _decide(self, score: float, p: float) -> Decision:
         frontier = score >= self.threshold

@@ -228,10 +228,11 @@ def _cascade_report(decisions: Sequence[dict[str, Any]], labels: dict[str, dict[
              if d.get("confidence") is not None and str(d["id"]) in labels]
     pairs = [(c, y) for c, y in pairs if y is not None]
     auroc = None
-    if pairs and len({y >= 0.5 for _, y in pairs}) == 2:
-        from sklearn.metrics import roc_auc_score
+    if pairs:
+        from openfirst.cascade.evaluation import auroc as auroc_of
 
-        auroc = float(roc_auc_score([y >= 0.5 for _, y in pairs], [c for c, _ in pairs]))
+        separation = auroc_of([c for c, _ in pairs], [y >= 0.5 for _, y in pairs])
+        auroc = None if math.isnan(separation) else separation
     return {"escalated": len(escalated), "share": len(escalated) / len(decisions) if decisions else 0.0,
             "accuracy_escalated": acc(escalated), "accuracy_kept_local": acc(kept), "confidence_auroc": auroc}
 

@@ -431,8 +431,7 @@ def calibrate(router: Any, queries_from: str, share: float) -> tuple[float, Any]
     from openfirst.router.public_data import load_log_or_public
 
     queries = load_log_or_public(queries_from, require_local=False).queries
-    embedder = router.embedder_spec.embedder(use_cache=True, show_progress=False)
-    scores, _ = router.scores(embedder.encode(queries), queries)
+    scores = router.calibration_scores(queries)
     threshold = threshold_for_share(scores, share)
     log.info("threshold %.4f sends %.1f%% of %d calibration queries to the frontier", threshold, 100 * share,
              len(queries))
