@@ -29,43 +29,33 @@ def read_inputs(path: Path, text_field: str = "text") -> Iterator[tuple[int, Any
         yield lineno, rid, text, None
 
 
-def done_ids(path: Path) -> tuple[set[str], int]:
-    """(ids already present in an output file, how many of those lines are errors); its tail is repaired first,
-    bytes are decoded with replacement."""
+def scan_output(path: Path, drop_errors: bool = False) -> tuple[set[str], int, int]:
+    """One pass over an existing output: (ids present, error lines kept, error lines dropped). With `drop_errors`
+    the error lines are removed (an atomic rewrite) so those ids run again. Bytes decode with replacement."""
     ids: set[str] = set()
-    errors = 0
+    kept_errors = dropped = 0
     if not path.exists():
-        return ids, errors
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-                ids.add(id_key(rec["id"]))
-                errors += "error" in rec
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-    return ids, errors
-
-
-def drop_errors(path: Path) -> int:
-    """Rewrite the output without its error lines (atomically), so those ids run again; returns how many."""
-    if not path.exists():
-        return 0
-    kept, dropped = [], 0
+        return ids, kept_errors, dropped
+    kept: list[bytes] = []
     with open(path, "rb") as fh:
         for line in fh:
             try:
-                is_error = "error" in json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
-                is_error = False
-            dropped += is_error
-            if not is_error:
+                rec = json.loads(line.decode("utf-8", errors="replace"))
+                key, is_error = id_key(rec["id"]), "error" in rec
+            except (json.JSONDecodeError, KeyError, TypeError):
                 kept.append(line)
+                continue
+            if is_error and drop_errors:
+                dropped += 1
+                continue
+            kept.append(line)
+            ids.add(key)
+            kept_errors += is_error
     if dropped:
         tmp = path.with_name(path.name + ".retry.tmp")
         tmp.write_bytes(b"".join(kept))
         tmp.replace(path)
-    return dropped
+    return ids, kept_errors, dropped
 
 
 def id_key(rid: Any) -> str:
@@ -89,6 +79,12 @@ def check_ids(rows: list[tuple[int, Any, str | None, str | None]]) -> None:
                             hint="give every record a unique id; results are matched to inputs by id")
 
 
+def default_batch_size(backend: str) -> int:
+    """Records per engine call: vLLM batches (32); llama.cpp and transformers decode one record at a time
+    here, so a record is written, counted on the progress bar and timed (`latency_s`) as soon as it is done."""
+    return 32 if backend == "vllm" else 1
+
+
 def run_extraction(program: Program, input_path: Path, output_path: Path, text_field: str = "text",
                    batch_size: int = 8, show_progress: bool = True, retry_errors: bool = False) -> dict[str, Any]:
     """Extract every input not yet in the output, appending one JSON line per input. Resumable: a crash's torn
@@ -102,8 +98,7 @@ def run_extraction(program: Program, input_path: Path, output_path: Path, text_f
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(output_path):
         repair_tail(output_path)
-        retried = drop_errors(output_path) if retry_errors else 0
-        seen, kept_errors = done_ids(output_path)
+        seen, kept_errors, retried = scan_output(output_path, drop_errors=retry_errors)
         todo = [row for row in rows if id_key(row[1]) not in seen]
         by_type: dict[str, int] = {}
         counts: dict[str, Any] = {"skipped_done": len(rows) - len(todo), "ok": 0, "error": 0,

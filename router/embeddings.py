@@ -219,8 +219,9 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        small = self.light()
-        return int((small or self.model).get_sentence_embedding_dimension())
+        """The embedding width, from whichever encoder is already loaded (the numpy one only if none is)."""
+        loaded = self._model if self._model is not None else self.light() or self.model
+        return int(loaded.get_sentence_embedding_dimension())
 
 
 def _progress(total: int, enabled: bool):

@@ -160,3 +160,27 @@ def test_latency_is_per_record_only_when_the_record_ran_alone(tmp_path):
     batched = [json.loads(x) for x in (tmp_path / "many.jsonl").read_text().splitlines()]
     assert all("latency_s" in r and "batch_latency_s" not in r for r in alone)
     assert all("latency_s" not in r and r["batch_size"] == 3 for r in batched)
+
+
+def test_progress_and_output_move_per_record(tmp_path, capsys):
+    """Reported: the bar moved per batch of 8 (a 2-record run sat at 0/2 for 28 minutes), nothing was written
+    until the batch ended. Now: one record per engine call on in-process engines, written and counted at once."""
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_inputs(inp, 2)
+    written_before_call = []
+
+    class WatchingBackend(ScriptedBackend):  # FAKE: scripted replies; notes what was written before each call
+        def generate(self, conversations, *args, **kwargs):
+            written_before_call.append(len(out.read_text().splitlines()) if out.exists() else 0)
+            return super().generate(conversations, *args, **kwargs)
+
+    task = compile_json_schema({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
+                               "Count.")
+    program = Program(task, WatchingBackend(['{"n": 1}'], cycle=True), ProgramOptions(max_retries=0))
+    from openfirst.compiler.extract import default_batch_size
+
+    assert default_batch_size("llama.cpp") == default_batch_size("transformers") == 1
+    assert default_batch_size("vllm") == 32
+    run_extraction(program, inp, out, batch_size=default_batch_size("llama.cpp"), show_progress=True)
+    assert written_before_call == [0, 1]
+    assert "2/2" in capsys.readouterr().err

@@ -162,3 +162,19 @@ def test_eval_at_a_given_frontier_share_or_threshold(trained, slice_log, capsys)
     out = run_json(capsys, ["eval", "--router", str(trained), str(slice_log), "--json", "--no-progress",
                             "--threshold", "1e9"])
     assert out["operating_point"]["frontier_share"] == 0.0
+
+
+@pytest.mark.slow
+def test_route_on_one_query_loads_neither_torch_nor_sentence_transformers(trained):
+    """Reported: every CLI call loaded the models first (`route` took 14 s for one query). The start-up cost is
+    measured in benchmarks/results/route-startup.md; here, what makes it: no torch and no sentence-transformers."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom openfirst.cli import main\nrc = main(['route', '--router', sys.argv[1], 'What is 2 + 2?'])\n"
+            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))\n"
+            "sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, str(trained)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    routed, loaded = done.stdout.strip().splitlines()[-2:]
+    assert json.loads(routed)["target"] in ("local", "frontier") and loaded == "[]"
