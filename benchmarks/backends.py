@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from openfirst.compiler.backends.llamacpp_server import LlamaCppServer  # noqa: E402
 from openfirst.compiler.backends.openai_compat import OpenAICompatibleBackend  # noqa: E402
 from openfirst.compiler.backends.pricing import Price  # noqa: E402
-from openfirst.compiler.program import Program, ProgramOptions, Result  # noqa: E402
+from openfirst.compiler.program import UNGUARDED, Program, ProgramOptions, Result  # noqa: E402
 from openfirst.service.routed import RoutedProgram  # noqa: E402
 from openfirst.compiler.task import load_task  # noqa: E402
 from openfirst.compiler.backends.fake_server import Reply, ScriptedServer, completion  # noqa: E402
@@ -52,7 +52,7 @@ def overhead(n: int) -> dict:
     with ScriptedServer([Reply(body=completion(good))]) as server:
         backend = OpenAICompatibleBackend("gpt-test", base_url=server.base_url, api_key="sk-bench", flavor="openai",
                                           price=FRONTIER_PRICE)
-        program = Program(task, backend, ProgramOptions(max_tokens=100, max_retries=0))
+        program = Program(task, backend, ProgramOptions(max_tokens=100, max_retries=0, **UNGUARDED))
         fmt = program.grammar
         messages = task.messages("My card was charged twice.")
         raw = openai.OpenAI(base_url=server.base_url, api_key="sk-bench", max_retries=0)
@@ -94,7 +94,7 @@ def concurrency(server: LlamaCppServer, levels: list[int], per_level: int, max_t
     out = []
     for c in levels:
         backend = OpenAICompatibleBackend("smollm2", base_url=server.base_url, flavor="llama.cpp", max_concurrency=c)
-        program = Program(task, backend, ProgramOptions(max_tokens=max_tokens, max_retries=0))
+        program = Program(task, backend, ProgramOptions(max_tokens=max_tokens, max_retries=0, **UNGUARDED))
         n = max(per_level, c)
         batch = [texts[i % len(texts)] for i in range(n)]
 
@@ -140,7 +140,7 @@ def routed(local: LlamaCppServer, frontier: LlamaCppServer, max_tokens: int) -> 
         frontier_b = OpenAICompatibleBackend(frontier.alias, base_url=frontier.base_url, flavor="llama.cpp",
                                              price=FRONTIER_PRICE, name="frontier")
         program = RoutedProgram.from_backends(task, {"local": local_b, "frontier": frontier_b},
-                                              ProgramOptions(max_tokens=max_tokens, max_retries=1))
+                                              ProgramOptions(max_tokens=max_tokens, max_retries=1, **UNGUARDED))
         inputs = [r["text"] for r in texts]
         for row, routed in zip(texts, program.run_many(inputs, ["frontier" if len(t) > cut else "local"
                                                                  for t in inputs])):

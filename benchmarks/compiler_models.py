@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from openfirst.compiler.backends.transformers_local import TransformersBackend  # noqa: E402
 from openfirst.compiler.errors import CompilerError  # noqa: E402
-from openfirst.compiler.program import Failure, Program, ProgramOptions, Result  # noqa: E402
+from openfirst.compiler.program import UNGUARDED, Failure, Program, ProgramOptions, Result  # noqa: E402
 from openfirst.compiler.schema import SchemaOptions  # noqa: E402
 from openfirst.compiler.task import compile_json_schema, load_task  # noqa: E402
 from openfirst.compiler.validation import make_validator  # noqa: E402
@@ -40,7 +40,7 @@ def smollm2_tasks(max_tokens: int) -> list[dict]:
         task = load_task(spec)
         texts = [json.loads(line)["text"] for line in open(inputs, encoding="utf-8") if line.strip()]
         for constrained in (True, False):
-            program = Program(task, backend, ProgramOptions(max_tokens=max_tokens, max_retries=0,
+            program = Program(task, backend, ProgramOptions(max_tokens=max_tokens, max_retries=0, **UNGUARDED,
                                                             constrained=constrained, repetition_penalty=1.3))
             t0 = time.perf_counter()
             results = program.run_many(texts)
@@ -68,7 +68,7 @@ def tiny_random(n_schemas: int, maskbench: Path, seed: int = 0) -> dict:
         try:
             task = compile_json_schema(row["schema"], "Produce a JSON value.",
                                        SchemaOptions(max_string_length=32, max_items=4))
-            program = Program(task, backend, ProgramOptions(max_tokens=200, max_retries=0, temperature=1.0))
+            program = Program(task, backend, ProgramOptions(max_tokens=200, max_retries=0, temperature=1.0, **UNGUARDED))
         except CompilerError as exc:
             counts["refused_at_compile"] += 1
             error_types[type(exc).__name__] = error_types.get(type(exc).__name__, 0) + 1

@@ -58,10 +58,12 @@ CONSTRAINED = [(True, 1), (True, 16)]
 
 def run(backend, tasks, constrained: bool, batch: int, use_async: bool) -> dict:
     """Docs, tokens, wall time, per-doc latencies, validity and returned-but-invalid outputs for one setting."""
-    from openfirst.compiler.program import Program, ProgramOptions, Result
+    from openfirst.compiler.program import UNGUARDED, Program, ProgramOptions, Result
     from openfirst.compiler.validation import make_validator
 
-    opts = ProgramOptions(max_tokens=300, max_retries=0, constrained=constrained, repetition_penalty=1.3)
+    # the prompt every engine row was measured with (the guards' own effect: small-model-guards.md)
+    opts = ProgramOptions(max_tokens=300, max_retries=0, constrained=constrained, repetition_penalty=1.3,
+                          **UNGUARDED)
     results, latencies, checked = [], [], []
     start = time.perf_counter()
     if batch == 1:
@@ -216,7 +218,7 @@ def run_maskbench(llama, native, n: int) -> dict:
 
     from openfirst.compiler.bench import MaskBench
     from openfirst.compiler.errors import CompilerError
-    from openfirst.compiler.program import Program, ProgramOptions, Result
+    from openfirst.compiler.program import UNGUARDED, Program, ProgramOptions, Result
     from openfirst.compiler.schema import SchemaOptions
     from openfirst.compiler.task import compile_json_schema
     from openfirst.compiler.tokenizer import smollm2_tokenizer
@@ -229,7 +231,7 @@ def run_maskbench(llama, native, n: int) -> dict:
     grammar = bench.summary()
     gen = {"openfirst": {"compiled": 0, "returned": 0, "invalid_returned": 0, "typed_errors": 0},
            "outlines": {"compiled": 0, "returned": 0, "invalid_returned": 0, "unparseable": 0}}
-    opts = ProgramOptions(max_tokens=128, max_retries=0)
+    opts = ProgramOptions(max_tokens=128, max_retries=0, **UNGUARDED)
     t0 = time.perf_counter()
     for row in tqdm(rows, desc="maskbench generation", unit="schema"):
         validator = make_validator(row["schema"])

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce benchmarks/results/small-model-guards.{json,md} (one command, about 7 minutes on 2 cores).
+# Reproduce benchmarks/results/small-model-guards.{json,md,png} (one command, about 20 minutes on 2 cores).
 #   bash benchmarks/run_small_model_guards.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

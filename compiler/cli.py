@@ -42,6 +42,16 @@ def register(sub) -> None:
     e.add_argument("--repetition-penalty", type=float, default=1.3,
                    help="> 1 discourages repeated tokens (default 1.3: at 1.0 small models loop until max_tokens)")
     e.add_argument("--engine", choices=["llguidance", "xgrammar"], default="llguidance", help="grammar engine for in-process models (default llguidance)")
+    # defaults None: ProgramOptions' own defaults apply (tests/compiler/test_cli.py checks these help texts)
+    e.add_argument("--schema-in-prompt", choices=["outline", "json-schema"], default=None,
+                   help="how the prompt describes the output: a keyword-free outline, or the raw JSON Schema "
+                        "(default outline; benchmarks/results/small-model-guards.md)")
+    e.add_argument("--examples-in-prompt", choices=["marked", "turns"], default=None,
+                   help="few-shot examples as chat turns, or marked in the system prompt as format only "
+                        "(default turns)")
+    e.add_argument("--leak-guard", action=argparse.BooleanOptionalAction, default=None,
+                   help="reject and retry outputs whose values are schema words or copy an example instead of the "
+                        "text (default on)")
     e.add_argument("--retry-errors", action="store_true",
                    help="run again the ids whose earlier output line is an error (the error line is replaced)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -77,14 +87,16 @@ def _options(args):
 
     try:
         return ProgramOptions(max_tokens=args.max_tokens, max_retries=args.max_retries, temperature=args.temperature,
-                              repetition_penalty=args.repetition_penalty, engine=args.engine)
+                              repetition_penalty=args.repetition_penalty, engine=args.engine,
+                              **{k: v for k in ("schema_in_prompt", "examples_in_prompt", "leak_guard")
+                                 if (v := getattr(args, k)) is not None})
     except ValidationError as exc:
         raise TaskSpecError(f"invalid option {describe_validation_error(exc)}") from None
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from openfirst.compiler.errors import TaskSpecError
-    from openfirst.compiler.extract import run_extraction
+    from openfirst.compiler.extract import default_batch_size, run_extraction
     from openfirst.compiler.program import Program
 
     if (args.text is None) == (args.input is None):
@@ -95,7 +107,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if args.backend == "auto":
         args.backend = "llama.cpp" if args.text is not None else "vllm"
     if args.batch_size is None:
-        args.batch_size = 32 if args.backend == "vllm" else 1
+        args.batch_size = default_batch_size(args.backend)
     if args.batch_size < 1:
         raise TaskSpecError("--batch-size must be at least 1")
     task = _task(args)

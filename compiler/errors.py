@@ -55,6 +55,11 @@ class OutputValidationError(CompilerError):
         self.last_output = last_output
 
 
+class LeakedValue(OutputValidationError):
+    """The output is schema-valid but a value was taken from the prompt's schema or an example, not from the
+    input (`compiler.guards.find_leaks`); retried like any validation failure, never returned as valid."""
+
+
 class BackendError(CompilerError):
     """A generation backend failed (model load, device, server)."""
 

@@ -7,6 +7,7 @@ the request). `run_many` batches; `arun_many` is its async twin for server backe
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
@@ -15,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openfirst.compiler.backends.base import AsyncBackend, Backend, Generation
 from openfirst.compiler.confidence import DEFAULT_AGGREGATION, Confidence, confidence
-from openfirst.compiler.errors import BackendError, CompilerError, IncompleteOutput, OutputValidationError
+from openfirst.compiler.errors import (BackendError, CompilerError, IncompleteOutput, LeakedValue,
+                                       OutputValidationError)
 from openfirst.compiler.grammar import GrammarCompiler, make_compiler
-from openfirst.compiler.task import CompiledTask
+from openfirst.compiler.task import CompiledTask, ExampleStyle, PromptSchema
 
 
 class ProgramOptions(BaseModel):
@@ -35,6 +37,22 @@ class ProgramOptions(BaseModel):
     engine: Literal["llguidance", "xgrammar"] = "llguidance"
     confidence: Literal["mean", "min", "first", "product"] = Field(
         DEFAULT_AGGREGATION, description="how token probabilities aggregate into a field's confidence")
+    # the small-model guards' defaults, by measurement (benchmarks/results/small-model-guards.md)
+    schema_in_prompt: PromptSchema = Field(
+        "outline", description="how the prompt describes the output: a keyword-free outline (default: schema words "
+        "as values 5 -> 0 of 25 MaskBench outputs, SNIPS slot F1 unchanged), or the raw JSON Schema")
+    examples_in_prompt: ExampleStyle = Field(
+        "turns", description="few-shot examples as chat turns (default), or marked in the system prompt as showing "
+        "the format only (measured: more copies, not fewer)")
+    leak_guard: bool = Field(
+        True, description="reject and retry an output whose free-text value is a schema word or description, or "
+        "copies an example, rather than the input (compiler.guards.find_leaks; an example copy retries without "
+        "the examples); a typed LeakedValue when retries run out")
+
+
+# the prompt without the small-model guards (raw JSON Schema, examples as chat turns, no leak check): what the
+# engine, backend and SNIPS benchmarks were measured with; small-model-guards.md measures the difference
+UNGUARDED = dict(schema_in_prompt="json-schema", examples_in_prompt="turns", leak_guard=False)
 
 
 @dataclass
@@ -73,6 +91,7 @@ class _Batch:
         n = len(texts)
         self.results: list[Result | Failure | None] = [None] * n
         self.feedback: list[list[tuple[str, str]]] = [[] for _ in range(n)]
+        self.without_examples = [False] * n  # an input whose output copied an example retries without them
         self.usage = [{"prompt_tokens": 0, "completion_tokens": 0} for _ in range(n)]
         self.cost: list[float | None] = [None] * n
         self.pending = list(range(n))
@@ -84,7 +103,9 @@ class _Batch:
         pending only while it has retries left)."""
         self.attempt += 1
         task = self.program.task
-        return [task.messages(self.texts[i], self.feedback[i]) for i in self.pending]
+        opts = self.program.options
+        return [task.messages(self.texts[i], self.feedback[i], opts.schema_in_prompt,
+                              None if self.without_examples[i] else opts.examples_in_prompt) for i in self.pending]
 
     def absorb(self, gens: list[Generation]) -> None:
         p, opts = self.program, self.program.options
@@ -105,14 +126,22 @@ class _Batch:
                                        tokens=g.completion_tokens, hint="raise max_tokens or tighten the schema")
                 self.results[i] = Failure(error=err, **meta)
                 continue
+            retry_fresh = False  # an example copy retries without the examples and without the copy as feedback
             try:
-                self.results[i] = Result(output=p.task.parse(g.text), text=g.text, token_ids=g.token_ids,
+                output = p.task.parse(g.text)
+                if opts.leak_guard and (leaks := p.task.leaks(json.loads(g.text), self.texts[i])):
+                    retry_fresh = any(leak.kind == "example" for leak in leaks) and not self.without_examples[i]
+                    self.without_examples[i] |= retry_fresh
+                    raise LeakedValue("output takes values from the prompt, not the text: "
+                                      + "; ".join(leak.message for leak in leaks[:3]), attempts=1, last_output=g.text)
+                self.results[i] = Result(output=output, text=g.text, token_ids=g.token_ids,
                                          token_texts=g.token_texts, token_logprobs=g.token_logprobs,
                                          confidence=confidence(g.text, g.token_texts, g.token_logprobs,
                                                                opts.confidence, g.logprobs_masked), **meta)
             except OutputValidationError as exc:
                 if self.attempt <= opts.max_retries:
-                    self.feedback[i].append((g.text, exc.message))
+                    if not retry_fresh:
+                        self.feedback[i].append((g.text, exc.message))
                     still.append(i)
                 else:
                     exc.attempts = self.attempt

@@ -13,14 +13,18 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ValidationError
 
 from openfirst.compiler.errors import OutputValidationError, TaskSpecError
+from openfirst.compiler.guards import Leak, find_leaks, outline
 from openfirst.core.errors import describe_validation_error
 from openfirst.compiler.schema import FeatureReport, SchemaOptions, normalise
 from openfirst.compiler.validation import check_schema, make_validator
+
+PromptSchema = Literal["outline", "json-schema"]  # how the prompt describes the output
+ExampleStyle = Literal["marked", "turns"]  # examples in the system prompt, marked; or as chat turns
 
 
 @dataclass(frozen=True)
@@ -64,20 +68,44 @@ class CompiledTask:
                                         attempts=1,
                                         last_output=text) from exc
 
-    def system_prompt(self) -> str:
-        lines = [self.instructions.strip(), "",
-                 "Answer with a single JSON object and nothing else. It must match this JSON Schema:",
-                 json.dumps(self.json_schema, separators=(",", ":"))]
-        if self.field_descriptions:
-            lines += ["", "Fields:"] + [f"- {k}: {v}" for k, v in self.field_descriptions.items()]
+    def system_prompt(self, schema_as: PromptSchema = "json-schema", examples_as: ExampleStyle | None = "turns") -> str:
+        """Instructions, the output's description (`schema_as`: the raw JSON Schema, or a keyword-free
+        outline), field notes, and with `examples_as="marked"` the examples, marked as showing the format only."""
+        lines = [self.instructions.strip(), ""]
+        if schema_as == "outline":
+            lines += ["Answer with a single JSON object and nothing else, shaped like this:", outline(self.json_schema)]
+        else:
+            lines += ["Answer with a single JSON object and nothing else. It must match this JSON Schema:",
+                      json.dumps(self.json_schema, separators=(",", ":"))]
+            if self.field_descriptions:
+                lines += ["", "Fields:"] + [f"- {k}: {v}" for k, v in self.field_descriptions.items()]
+        if examples_as == "marked":
+            for ex in self.examples:
+                lines += ["", "Example of the format only. It is about another text: never copy its values.",
+                          f"Example text: {ex.input}", f"Example answer: {self._example_json(ex)}"]
         return "\n".join(lines)
 
-    def messages(self, text: str, feedback: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
-        """Chat messages: system (instructions, schema, fields), examples, the input, then retry feedback."""
-        msgs = [{"role": "system", "content": self.system_prompt()}]
-        for ex in self.examples:
-            msgs.append({"role": "user", "content": ex.input})
-            msgs.append({"role": "assistant", "content": ex.output.model_dump_json(exclude_unset=True)})
+    @staticmethod
+    def _example_json(ex: Example) -> str:
+        return ex.output.model_dump_json(exclude_unset=True)
+
+    def example_outputs(self) -> list[Any]:
+        """The examples' outputs as JSON values (what `guards.find_leaks` compares against)."""
+        return [json.loads(self._example_json(ex)) for ex in self.examples]
+
+    def leaks(self, data: Any, text: str) -> list[Leak]:
+        """Why an output's values look taken from the schema or an example rather than from `text`."""
+        return find_leaks(data, text, self.json_schema, self.example_outputs())
+
+    def messages(self, text: str, feedback: Sequence[tuple[str, str]] = (), schema_as: PromptSchema = "json-schema",
+                 examples_as: ExampleStyle | None = "turns") -> list[dict[str, str]]:
+        """Chat messages: system (instructions, the output's description, marked examples), example turns
+        (`examples_as="turns"`; None: no examples), the input, then retry feedback."""
+        msgs = [{"role": "system", "content": self.system_prompt(schema_as, examples_as)}]
+        if examples_as == "turns":
+            for ex in self.examples:
+                msgs.append({"role": "user", "content": ex.input})
+                msgs.append({"role": "assistant", "content": self._example_json(ex)})
         msgs.append({"role": "user", "content": text})
         for bad_output, error in feedback:
             msgs.append({"role": "assistant", "content": bad_output})

@@ -90,3 +90,24 @@ def test_a_dataclass_task_is_named_as_the_user_wrote_it(tmp_path, capsys):
     assert main(["extract", "--task", f"{tmp_path / 't.py'}:T", "x"]) == 2
     err = capsys.readouterr().err
     assert "the dataclass T" in err and "openfirst_task_" not in err
+
+
+def test_the_guard_options_reach_the_program_and_their_help_states_the_real_defaults():
+    """Reported: `--repetition-penalty` defaulted to 1.0 although tiny models loop without it; the small-model
+    guards are options of `extract` whose help names ProgramOptions' actual defaults."""
+    from openfirst.cli import build_parser
+    from openfirst.compiler.cli import _options
+    from openfirst.compiler.program import ProgramOptions
+
+    parser = build_parser()
+    defaults = ProgramOptions()
+    assert _options(parser.parse_args(["extract", "--schema", "a int", "x"])) == defaults and defaults.repetition_penalty > 1
+    given = _options(parser.parse_args(["extract", "--schema", "a int", "--schema-in-prompt", "json-schema", "--examples-in-prompt",
+                                        "turns", "--no-leak-guard", "x"]))
+    assert (given.schema_in_prompt, given.examples_in_prompt, given.leak_guard) == ("json-schema", "turns", False)
+    actions = {a.dest: a for a in parser._subparsers._group_actions[0].choices["extract"]._actions}
+    helps = {dest: a.help for dest, a in actions.items()}
+    assert f"default {defaults.schema_in_prompt};" in helps["schema_in_prompt"]
+    assert f"default {defaults.examples_in_prompt})" in helps["examples_in_prompt"]
+    assert f"default {'on' if defaults.leak_guard else 'off'})" in helps["leak_guard"]
+    assert f"default {defaults.repetition_penalty}" in helps["repetition_penalty"] and actions["leak_guard"].default is None
