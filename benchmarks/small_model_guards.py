@@ -202,7 +202,7 @@ def plot(out: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [r["setting"] for r in out["settings"]]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 5))
     y = range(len(names))
     t = [r["tasks"] for r in out["settings"]]
     ax.barh([i + 0.2 for i in y], [r["valid"] / r["docs"] for r in t], 0.2, label="valid (example tasks)")
@@ -214,7 +214,7 @@ def plot(out: dict, path: Path) -> None:
     ax.set_xlim(0, 1)
     ax.set_xlabel("share")
     ax.set_title("Small-model guards, SmolLM2-135M on llama.cpp (greedy)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -9,7 +9,7 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by .ci/se
 
 from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend  # noqa: E402
 from openfirst.compiler.errors import BackendError, IncompleteOutput  # noqa: E402
-from openfirst.compiler.program import Program, ProgramOptions, Result  # noqa: E402
+from openfirst.compiler.program import UNGUARDED, Program, ProgramOptions, Result  # noqa: E402
 from openfirst.compiler.task import load_task  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a real model
@@ -33,7 +33,9 @@ def texts(n):
 
 
 def test_the_embedded_gguf_gives_schema_valid_outputs_with_log_probabilities(backend, ticket):
-    program = Program(ticket, backend, ProgramOptions(max_tokens=200, max_retries=0, repetition_penalty=1.3))
+    # the engine's own behaviour: no leak guard (it would retry the example copies this 135M model makes)
+    program = Program(ticket, backend, ProgramOptions(max_tokens=200, max_retries=0, repetition_penalty=1.3,
+                                                      **UNGUARDED))
     results = program.run_many(texts(3))
     assert all(isinstance(r, Result) for r in results), [getattr(r, "error", None) for r in results]
     for r in results:
@@ -44,6 +46,18 @@ def test_the_embedded_gguf_gives_schema_valid_outputs_with_log_probabilities(bac
         # `{"category":"` is forced by the grammar: probability 1 under the mask
         assert r.token_logprobs[0] == pytest.approx(0.0, abs=1e-6)
         assert min(r.token_logprobs) < -0.01  # the free text is not forced
+
+
+def test_the_leak_guard_on_the_real_model_retries_a_copied_example(backend, ticket):
+    """Live: unguarded, the embedded model answers ticket t2 (an email change) with the example's summary word for
+    word; with the default guards it is retried without the examples and the answer is the model's own."""
+    copied = "Customer was double-charged for the March invoice."
+    text = texts(2)[1]
+    unguarded = Program(ticket, backend, ProgramOptions(max_tokens=200, **UNGUARDED)).run(text)
+    assert unguarded.output.summary == copied
+    guarded = Program(ticket, backend, ProgramOptions(max_tokens=200)).run(text)
+    assert guarded.attempts >= 2 and guarded.output.summary != copied
+    assert ticket.leaks(guarded.output.model_dump(mode="json"), text) == []
 
 
 def test_the_outlines_wrapper_route_decodes_the_same_tokens(backend, ticket):
