@@ -274,6 +274,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     share = float(np.mean(score >= router.threshold))
     table = build_report(score, log.local_score, log.frontier_or_right(), lc, fc, log.queries,
                          Target(kind="frontier_share", value=share))
+    # where the operating point comes from: eval sets no target of its own
+    table["operating_point_from"] = ("--threshold" if args.threshold is not None else "--frontier-share"
+                                     if args.frontier_share is not None else "the router's saved threshold")
     if args.json:
         print(json.dumps(public_json(table), indent=2))
     else:

@@ -73,9 +73,11 @@ def _fmt(x: Any, pct: bool = False) -> str:
 
 def markdown_table(report: dict[str, Any], title: str = "") -> str:
     op = report["operating_point"]
+    at = (f"Operating point from {report['operating_point_from']}" if "operating_point_from" in report else
+          f"Operating point for target {op['target']['kind']} = {op['target']['value']}")
     head = (f"### {title}\n\n" if title else "") + (
         f"{report['records']} queries; local accuracy {report['acc_local']:.4f}, frontier {report['acc_frontier']:.4f}. "
-        f"Operating point for target {op['target']['kind']} = {op['target']['value']}: "
+        f"{at}: "
         f"frontier share {op['frontier_share']:.3f}, accuracy {op['expected_accuracy']:.4f}, "
         f"cost {op['expected_cost']:.5f} USD/query, saving {report['cost_saving_vs_frontier']:.1%} vs always-frontier."
         "\n\n| router | APGR | CPT(50%) % | CPT(80%) % | share at op. | accuracy at op. | USD/query | saving vs frontier |\n"

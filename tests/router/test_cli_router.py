@@ -57,6 +57,9 @@ def test_eval_json_keys(trained, slice_log, capsys):
     out = run_json(capsys, ["eval", "--router", str(trained), str(slice_log), "--json", "--no-progress"])
     for key in ("apgr", "cpt50", "cpt80", "operating_point", "baselines"):
         assert key in out
+    # reported: eval "invented" a target; the operating point is the router's own threshold, and says so
+    assert out["operating_point_from"] == "the router's saved threshold"
+    assert out["operating_point"]["frontier_share"] == out["operating_point"]["target"]["value"]
     names = {b["router"] for b in out["baselines"]}
     assert {"random", "always_local", "always_frontier", "query_length", "oracle"} <= names
 
@@ -158,7 +161,7 @@ def test_train_warns_and_strict_refuses_a_router_no_better_than_a_baseline(tmp_p
 def test_eval_at_a_given_frontier_share_or_threshold(trained, slice_log, capsys):
     out = run_json(capsys, ["eval", "--router", str(trained), str(slice_log), "--json", "--no-progress",
                             "--frontier-share", "0.5"])
-    assert abs(out["operating_point"]["frontier_share"] - 0.5) < 0.05
+    assert abs(out["operating_point"]["frontier_share"] - 0.5) < 0.05 and out["operating_point_from"] == "--frontier-share"
     out = run_json(capsys, ["eval", "--router", str(trained), str(slice_log), "--json", "--no-progress",
                             "--threshold", "1e9"])
     assert out["operating_point"]["frontier_share"] == 0.0
