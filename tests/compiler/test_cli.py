@@ -59,6 +59,21 @@ def test_a_task_class_without_a_docstring_is_accepted(tmp_path, monkeypatch, cap
     assert "Extract the fields of T" in backend.seen[0][0]["content"]
 
 
+def test_a_task_files_instructions_and_examples_are_used_and_instructions_override_them(tmp_path, monkeypatch):
+    """Reported: the module-level INSTRUCTIONS / EXAMPLES a task file may define were undocumented (README, Compiler)."""
+    from openfirst.cli import main
+
+    (tmp_path / "t.py").write_text(
+        "from pydantic import BaseModel\nclass T(BaseModel):\n    a: int\n"
+        "INSTRUCTIONS = 'Count the apples.'\nEXAMPLES = [('two apples', {'a': 2})]\n")
+    backend = _fake_backend(monkeypatch, ['{"a":3}', '{"a":3}'])
+    assert main(["extract", "--task", f"{tmp_path / 't.py'}:T", "three apples"]) == 0
+    first = backend.seen[0]
+    assert first[0]["content"].startswith("Count the apples.") and first[1]["content"] == "two apples"
+    assert main(["extract", "--task", f"{tmp_path / 't.py'}:T", "--instructions", "Count pears.", "three pears"]) == 0
+    assert backend.seen[1][0]["content"].startswith("Count pears.")
+
+
 def test_extract_checks_its_arguments_before_loading_a_model(monkeypatch, capsys, tmp_path):
     from openfirst.cli import main
     from openfirst.compiler import cli as compiler_cli

@@ -128,3 +128,17 @@ def test_when_the_frontier_fails_an_escalated_input_keeps_its_local_answer(tmp_p
     assert (out.body["target"], out.body["decided_by"], out.error) == ("local", "fallback", None)
     assert out.body["output"]["category"] == "billing" and "frontier failed" in out.body["reason"]
     assert out.body["confidence"]["overall"] < 0.1
+
+
+def test_a_local_answer_that_copies_the_tasks_example_escalates_as_a_leak(tmp_path):
+    """The leak guard in the service: the support-ticket task's example answer, returned for another ticket, is
+    retried without the example and then escalated (LeakedValue is an OutputValidationError), never returned."""
+    copy = json.dumps({"category": "billing", "priority": 4,
+                       "summary": "Customer was double-charged for the March invoice."})
+    local = ScriptedBackend([copy], cycle=True, model_name="small")
+    frontier = ScriptedBackend([GOOD_TICKET], cycle=True, model_name="big")
+    service = fake_service(tmp_path, local, frontier, router=None, routing={"cascade_threshold": 0.5})
+    out = extract(service, "my parcel is late")[0]
+    assert (out.body["target"], out.body["decided_by"], out.error) == ("frontier", "cascade", None)
+    assert "LeakedValue" in out.body["reason"] and len(local.seen) >= 2
+    assert "March invoice" not in json.dumps(local.seen[1])  # the retry ran without the example
