@@ -1,6 +1,7 @@
 """`openfirst route` on one query from the command line, cold (a new process each time): the embedder through
 sentence-transformers (the previous path, `OPENFIRST_EMBEDDER=sentence-transformers`) against the numpy
-encoder (`router/light_bert.py`, the default), in the same run, alternating. Each run routes a new query (the
+encoder (`router/light_bert.py`, the default) with the saved router predicting in numpy (`router/inference.py`,
+no scikit-learn import), in the same run, alternating. Each run routes a new query (the
 router never caches query embeddings: the model loads every time). The router is trained first on 300 RouteLLM
 GSM8K records (small settings).
 
@@ -63,10 +64,10 @@ def main() -> None:
     md = ["# `openfirst route` on one query, cold start (2 CPU cores)", "",
           f"Command: `{result['command']}`; {runs} runs each, alternating, median wall time of the whole process.",
           "", "| embedder | wall time, one query |", "|---|---|",
-          f"| sentence-transformers (previous) | {med['sentence-transformers']:.2f} s |",
-          f"| numpy BERT (`light_bert`, default) | {med['light']:.2f} s |", "",
+          f"| sentence-transformers, torch and scikit-learn loaded (previous) | {med['sentence-transformers']:.2f} s |",
+          f"| numpy BERT (`light_bert`) + numpy router (`inference.py`), default | {med['light']:.2f} s |", "",
           f"**{result['speedup_new_query']:.1f}x** faster. The same embeddings (cosine >= 0.99999, "
-          "tests/router/test_light_bert.py)."]
+          "tests/router/test_light_bert.py) and the same scores (tests/router/test_scorer.py)."]
     (out_dir / "route-startup.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

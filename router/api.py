@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -13,7 +13,10 @@ from openfirst.core.errors import ConfigError
 from openfirst.router.embeddings import Embedder, EmbedderSpec
 from openfirst.router.errors import ArtifactError
 from openfirst.router.policy import threshold_for_share
-from openfirst.router.scorer import EnsembleScorer
+from openfirst.router.inference import SavedEnsemble
+
+if TYPE_CHECKING:
+    from openfirst.router.scorer import EnsembleScorer
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Decision:
 class Router:
     """A fitted routing scorer, the threshold on its score, and the embedder spec it was trained with."""
 
-    def __init__(self, scorer: EnsembleScorer, threshold: float, config: dict[str, Any],
+    def __init__(self, scorer: "EnsembleScorer | SavedEnsemble", threshold: float, config: dict[str, Any],
                  embedder: Embedder | None = None):
         self.scorer = scorer
         self.threshold = float(threshold)
@@ -69,7 +72,7 @@ class Router:
     def load(cls, path: Path | str, embedder: Embedder | None = None) -> "Router":
         config, arrays = load_artifact(path)
         try:
-            scorer = EnsembleScorer.from_state(config["scorer"], arrays)
+            scorer = SavedEnsemble.from_state(config["scorer"], arrays)  # numpy only: no scikit-learn import
             spec = EmbedderSpec.from_config(config["embedder"])
             threshold = float(config["threshold"])
         except (ArtifactError, ConfigError) as exc:
@@ -78,8 +81,8 @@ class Router:
             raise ArtifactError(f"{path}: incompatible router artifact ({type(exc).__name__}: {exc})") from exc
         if np.isnan(threshold):
             raise ArtifactError(f"{path}: the threshold is not a number")
-        for m in scorer.members_:
-            if "embedding" in m.features and m.local_head_.state_["mean"].shape[0] < spec.dimension:
+        for m in scorer.members:
+            if "embedding" in m.features and m.heads["local"].state["mean"].shape[0] < spec.dimension:
                 raise ArtifactError(f"{path}: arrays do not match the embedding dimension {spec.dimension}")
         return cls(scorer, threshold, config, embedder)
 

@@ -15,12 +15,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from openfirst.core.errors import NotFittedError
-from openfirst.router.errors import ArtifactError
+from openfirst.router.inference import FAMILIES, STATE_ARRAYS, apply_platt, check_head_state, head_proba, logit  # noqa: F401
 
-FAMILIES = ("logreg", "knn", "mlp")
-# the arrays each family's state must hold (besides the standardisation "mean" and "scale")
-STATE_ARRAYS = {"logreg": ("coef", "intercept"), "knn": ("points", "labels", "k", "prior"),
-                "mlp": ("pca_mean", "pca_components", "w0", "b0", "w1", "b1"), "constant": ("constant",)}
 
 
 def check_fitted(estimator: Any, attribute: str) -> None:
@@ -104,33 +100,11 @@ class Head(BaseEstimator):
         return {"pca_mean": pca.mean_, "pca_components": pca.components_, "w0": m.coefs_[0], "b0": m.intercepts_[0],
                 "w1": m.coefs_[1][:, 0], "b1": m.intercepts_[1]}
 
-    # -- inference (numpy only) ---------------------------------------------------
+    # -- inference (numpy only, router/inference.py) ----------------------------------
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(label = 1) per row, shape (n,)."""
         check_fitted(self, "state_")
-        s = self.state_
-        Z = (np.asarray(X, dtype=np.float64) - s["mean"]) / s["scale"]
-        if "constant" in s:
-            return np.full(len(Z), float(s["constant"][0]))
-        if self.family == "logreg":
-            return _sigmoid(Z @ s["coef"] + s["intercept"][0])
-        if self.family == "knn":
-            return self._knn_proba(Z)
-        if self.family == "mlp":
-            P = (Z - s["pca_mean"]) @ s["pca_components"].T
-            h = np.maximum(P @ s["w0"] + s["b0"], 0.0)
-            return _sigmoid(h @ s["w1"] + s["b1"][0])
-        raise ArtifactError(f"unknown head family {self.family!r}")
-
-    def _knn_proba(self, Z: np.ndarray) -> np.ndarray:
-        s = self.state_
-        norms = np.linalg.norm(Z, axis=1, keepdims=True)
-        norms[norms < 1e-12] = 1.0
-        sims = (s["points"] @ (Z / norms).astype(np.float32).T).T  # no transposed copy of the points
-        k = int(s["k"][0])
-        idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        # Bayesian smoothing toward the prior keeps probabilities off 0 and 1
-        return (s["labels"][idx].sum(axis=1) + float(s["prior"][0])) / (k + 1.0)
+        return head_proba(self.family, self.state_, X)
 
     # -- persistence (plain arrays, no pickle) -----------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -145,21 +119,9 @@ class Head(BaseEstimator):
     def from_state(cls, desc: dict[str, Any], state: dict[str, np.ndarray]) -> "Head":
         """A fitted head from `describe()` and `state()`; refuses missing, non-numeric or misshapen arrays."""
         head = cls(desc["family"], desc.get("params"), desc.get("seed", 0))
-        if head.family not in FAMILIES:
-            raise ArtifactError(f"unknown head family {head.family!r} in artifact")
-        kind = "constant" if "constant" in state else head.family
-        for name in ("mean", "scale", *STATE_ARRAYS[kind]):
-            arr = state.get(name)
-            if arr is None or arr.dtype.kind not in "fiu" or arr.size == 0 or not np.isfinite(arr).all():
-                raise ArtifactError(f"{head.family} head: array {name!r} is missing, empty, not numeric or not finite")
-        if state["mean"].shape != state["scale"].shape or state["mean"].ndim != 1:
-            raise ArtifactError(f"{head.family} head: mean and scale must be vectors of one length")
+        check_head_state(head.family, state)
         head.state_ = dict(state)
         return head
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
 
 def fit_platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -169,15 +131,8 @@ def fit_platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     y = np.asarray(y).astype(int)
     if len(np.unique(y)) < 2:
         return 0.0, float(np.log((y.mean() + 1e-6) / (1 - y.mean() + 1e-6)))
-    z = _logit(raw).reshape(-1, 1)
+    z = logit(raw).reshape(-1, 1)
     m = LogisticRegression(C=1e6, max_iter=1000).fit(z, y)
     return float(m.coef_[0, 0]), float(m.intercept_[0])
 
 
-def apply_platt(raw: np.ndarray, a: float, b: float) -> np.ndarray:
-    return _sigmoid(a * _logit(raw) + b)
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))

@@ -18,9 +18,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 
 from openfirst.core.errors import ConfigError
-from openfirst.router.errors import ArtifactError
-from openfirst.router.features import build_features, text_stat_matrix
-from openfirst.router.heads import Head, apply_platt, check_fitted, fit_platt
+from openfirst.router.features import build_features
+from openfirst.router.heads import Head, check_fitted, fit_platt
+from openfirst.router.inference import SavedEnsemble, SavedScorer, ensemble_outputs, scorer_outputs
 
 LABEL_MODES = ("local", "gain")
 
@@ -85,13 +85,9 @@ class RoutingScorer(BaseEstimator):
                     ) -> tuple[np.ndarray, np.ndarray]:
         """(routing score, calibrated P(local succeeds)) per query."""
         check_fitted(self, "local_head_")
-        X = build_features(tuple(self.features), embeddings, texts, stats)
-        p_local = self.local_head_.predict_proba(X)
-        if self.frontier_head_ is None:
-            score = 1.0 - p_local
-        else:
-            score = self.frontier_head_.predict_proba(X) - p_local
-        return score, apply_platt(p_local, *self.platt_)
+        frontier = self.frontier_head_.predict_proba if self.frontier_head_ is not None else None
+        return scorer_outputs(self.features, self.local_head_.predict_proba, frontier, self.platt_, embeddings, texts,
+                              stats)
 
     def describe(self) -> dict[str, Any]:
         return {"label": self.label, "family": self.family, "params": dict(self.params or {}),
@@ -110,19 +106,15 @@ class RoutingScorer(BaseEstimator):
 
     @classmethod
     def from_state(cls, desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> "RoutingScorer":
-        scorer = cls(desc["label"], desc["family"], desc["params"], desc["features"], desc["seed"])
-        heads = {}
-        for name, head_desc in desc["heads"].items():
-            state = {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(f"{name}/")}
-            if not state:
-                raise ArtifactError(f"the arrays of head {name!r} are missing")
-            heads[name] = Head.from_state(head_desc, state)
-        if "local" not in heads or (desc["label"] == "gain") != ("frontier" in heads):
-            raise ArtifactError(f"label mode {desc['label']!r} does not match the stored heads {sorted(heads)}")
-        a, b = (float(x) for x in desc["platt"])
-        if not (np.isfinite(a) and np.isfinite(b)):
-            raise ArtifactError("the Platt calibration is not finite")
-        scorer.local_head_, scorer.frontier_head_, scorer.platt_ = heads["local"], heads.get("frontier"), (a, b)
+        return cls.from_saved(SavedScorer.from_state(desc, arrays))
+
+    @classmethod
+    def from_saved(cls, saved: SavedScorer) -> "RoutingScorer":
+        """The fitted estimator of a validated saved configuration."""
+        d = saved.desc
+        scorer = cls(d["label"], d["family"], d["params"], d["features"], d["seed"])
+        heads = {name: Head.from_state(h.desc, h.state) for name, h in saved.heads.items()}
+        scorer.local_head_, scorer.frontier_head_, scorer.platt_ = heads["local"], heads.get("frontier"), saved.platt
         return scorer
 
 
@@ -154,13 +146,7 @@ class EnsembleScorer(BaseEstimator):
 
     def score_and_p(self, embeddings, texts) -> tuple[np.ndarray, np.ndarray]:
         check_fitted(self, "stats_")
-        total, p0 = 0.0, None
-        stats = text_stat_matrix(texts) if any("text_stats" in m.features for m in self.members_) else None
-        for m, (mu, sd) in zip(self.members_, self.stats_):
-            raw, p = m.score_and_p(embeddings, texts, stats)
-            total = total + (raw - mu) / sd
-            p0 = p if p0 is None else p0
-        return total / len(self.members_), p0
+        return ensemble_outputs(self.members_, self.stats_, embeddings, texts)
 
     # -- persistence (plain arrays, no pickle) -----------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -175,19 +161,10 @@ class EnsembleScorer(BaseEstimator):
 
     @classmethod
     def from_state(cls, desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> "EnsembleScorer":
-        members = []
-        for i, member in enumerate(desc["members"]):
-            prefix = f"m{i}/"
-            try:
-                members.append(RoutingScorer.from_state(
-                    member, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}))
-            except ArtifactError as exc:
-                raise ArtifactError(f"member {i}: {exc.message}") from None
-        stats = [(float(a), float(b)) for a, b in desc["stats"]]
-        if not members or len(stats) != len(members):
-            raise ArtifactError("member count does not match the stored standardisation")
-        if not all(np.isfinite(a) and np.isfinite(b) and b > 0 for a, b in stats):
-            raise ArtifactError("the stored standardisation is not finite and positive")
+        """The fitted estimator of a saved ensemble (validated by `SavedEnsemble.from_state`). `Router.load`
+        keeps the `SavedEnsemble` itself: it predicts the same without importing scikit-learn."""
+        saved = SavedEnsemble.from_state(desc, arrays)
+        members = [RoutingScorer.from_saved(m) for m in saved.members]
         ensemble = cls(members)
-        ensemble.members_, ensemble.stats_ = members, stats
+        ensemble.members_, ensemble.stats_ = members, saved.stats
         return ensemble

@@ -13,16 +13,18 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from openfirst.core.errors import ConfigError
-from openfirst.router.heads import FAMILIES
+from openfirst.router.inference import FAMILIES
 from openfirst.router.metrics import routing_curve
 from openfirst.router.records import frontier_or_right
-from openfirst.router.scorer import EnsembleScorer, RoutingScorer, binarize
+
+if TYPE_CHECKING:  # scikit-learn loads with the scorers, when training starts, not with the CLI's parser
+    from openfirst.router.scorer import EnsembleScorer, RoutingScorer
 
 FEATURE_SETS = {"emb": ("embedding",), "emb+stats": ("embedding", "text_stats"), "stats": ("text_stats",)}
 
@@ -78,6 +80,8 @@ def folds(data: Data, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Grouped, stratified folds; fewer when the data cannot fill k."""
     from sklearn.model_selection import StratifiedGroupKFold
 
+    from openfirst.router.scorer import binarize
+
     y = binarize(data.local_score)
     n_groups = len(np.unique(data.groups))
     minority = int(np.bincount(y, minlength=2).min())
@@ -118,6 +122,8 @@ def config_from_params(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_scorer(config: dict[str, Any], seed: int, calibrate: bool = True) -> RoutingScorer:
+    from openfirst.router.scorer import RoutingScorer
+
     return RoutingScorer(config["label"], config["family"], config["params"], config["features"], seed=seed,
                          calibrate=calibrate)
 
@@ -129,6 +135,8 @@ def fit_scorer(config: dict[str, Any], data: Data, seed: int, calibrate: bool = 
 
 
 def fit_ensemble(configs: Sequence[dict[str, Any]], data: Data, seed: int) -> EnsembleScorer:
+    from openfirst.router.scorer import EnsembleScorer
+
     return EnsembleScorer([make_scorer(c, seed) for c in configs]).fit(
         data.embeddings, data.texts, data.local_score, data.frontier_score, data.groups)
 

@@ -170,12 +170,13 @@ def test_eval_at_a_given_frontier_share_or_threshold(trained, slice_log, capsys)
 @pytest.mark.slow
 def test_route_on_one_query_loads_neither_torch_nor_sentence_transformers(trained):
     """Reported: every CLI call loaded the models first (`route` took 14 s for one query). The start-up cost is
-    measured in benchmarks/results/route-startup.md; here, what makes it: no torch and no sentence-transformers."""
+    measured in benchmarks/results/route-startup.md; here, what makes it: no torch, no sentence-transformers, and
+    no scikit-learn (a saved router predicts in numpy: router/inference.py)."""
     import subprocess
     import sys
 
     code = ("import sys\nfrom openfirst.cli import main\nrc = main(['route', '--router', sys.argv[1], 'What is 2 + 2?'])\n"
-            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))\n"
+            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'sklearn') if m in sys.modules))\n"
             "sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, str(trained)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

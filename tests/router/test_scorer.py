@@ -6,6 +6,7 @@ from sklearn.base import clone
 
 from openfirst.core.errors import NotFittedError
 from openfirst.router.errors import ArtifactError
+from openfirst.router.inference import SavedEnsemble
 from openfirst.router.scorer import EnsembleScorer, RoutingScorer
 from tests.router.conftest import E, TEXTS, YF, YL
 
@@ -40,8 +41,11 @@ def test_state_round_trip_predicts_the_same():
     desc, arrays = ens.state()
     assert set(k.split("/")[0] for k in arrays) == {"m0", "m1"} and "m0/frontier/coef" in arrays
     again = EnsembleScorer.from_state(desc, arrays)
-    for a, b in zip(ens.score_and_p(E, TEXTS), again.score_and_p(E, TEXTS)):
+    saved = SavedEnsemble.from_state(desc, arrays)  # what Router.load keeps: numpy only
+    for a, b, c in zip(ens.score_and_p(E, TEXTS), again.score_and_p(E, TEXTS), saved.score_and_p(E, TEXTS)):
         np.testing.assert_allclose(a, b)
+        np.testing.assert_array_equal(b, c)
+    assert saved.label == ens.label == "gain" and saved.state() == (desc, arrays)
 
 
 @pytest.mark.parametrize("damage", ["drop_array", "wrong_dtype", "nan", "drop_head", "bad_stats"])
@@ -60,3 +64,5 @@ def test_from_state_refuses_broken_state(damage):
         desc["stats"] = desc["stats"][:1]
     with pytest.raises(ArtifactError):
         EnsembleScorer.from_state(desc, arrays)
+    with pytest.raises(ArtifactError):
+        SavedEnsemble.from_state(desc, arrays)
