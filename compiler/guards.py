@@ -5,9 +5,10 @@ Two failure modes of small models, both measured in benchmarks/results/small-mod
   (`"skills": ["items", "type", "array", ...]`, `"title": "MeetingNotes"`). Guard: the prompt describes the
   output as an *outline* (`outline`), a JSON-shaped template without schema keywords, and `find_leaks`
   rejects a free-text value that is a schema word and not in the input.
-- **copied examples**: shown a few-shot example as a chat turn, a small model repeats its answer for an
-  unrelated input. Guard: examples are *marked* in the system prompt as showing the format only, and
-  `find_leaks` rejects a value that copies a run of an example's words that the input does not hold.
+- **copied examples**: shown a few-shot example, a small model repeats its answer for an unrelated input.
+  Guard: `find_leaks` rejects a value that copies a run of an example's words that the input does not hold.
+  (Marking the examples in the system prompt as "format only", `examples_in_prompt="marked"`, was measured too:
+  it made copies more frequent.)
 
 A rejected output is retried with the reason as feedback, like any validation failure (an example copy: retried
 without the examples), and ends as a typed `LeakedValue` error when the retries run out: a leak is never returned
@@ -21,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Literal, Sequence
 
-from openfirst.compiler.schema import resolve_ref
+from openfirst.compiler.schema import resolve_ref, walk
 
 SCHEMA_KEYWORDS = frozenset({
     "type", "items", "array", "string", "object", "properties", "integer", "number", "boolean", "null",
@@ -50,52 +51,45 @@ def strings_at(value: Any, pointer: str = "") -> Iterator[tuple[str, str]]:
 
 
 def schema_names(schema: Any) -> tuple[set[str], set[str]]:
-    """(names a schema shows: titles, property and definition names; strings it allows as enum/const values)."""
+    """(names a schema shows: titles, property and definition names; strings it allows as enum/const values),
+    casefolded."""
     names, allowed, _ = _schema_texts(schema)
     return names, allowed
 
 
 def _schema_texts(schema: Any) -> tuple[set[str], set[str], list[str]]:
-    """Names, allowed enum/const strings (casefolded), and the descriptions a schema shows."""
+    """Names, allowed enum/const strings (casefolded), and the descriptions of every subschema."""
     names: set[str] = set()
     allowed: set[str] = set()
     descriptions: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("description"), str):
-                descriptions.append(node["description"])
-            for key in ("properties", "$defs", "definitions"):
-                if isinstance(node.get(key), dict):
-                    names.update(node[key])
-            if isinstance(node.get("title"), str):
-                names.add(node["title"])
-            for v in node.get("enum", []) if isinstance(node.get("enum"), list) else []:
-                if isinstance(v, str):
-                    allowed.add(v.casefold())
-            if isinstance(node.get("const"), str):
-                allowed.add(node["const"].casefold())
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(schema)
+    for _, node in walk(schema):
+        if isinstance(node.get("description"), str):
+            descriptions.append(node["description"])
+        for key in ("properties", "$defs", "definitions"):
+            if isinstance(node.get(key), dict):
+                names.update(node[key])
+        if isinstance(node.get("title"), str):
+            names.add(node["title"])
+        values = node.get("enum") if isinstance(node.get("enum"), list) else []
+        allowed.update(v.casefold() for v in [*values, node.get("const")] if isinstance(v, str))
     return {n.casefold() for n in names}, allowed, descriptions
 
 
-def copied_run(value: str, example_texts: Sequence[str], source: str, n: int = COPY_RUN_WORDS) -> str | None:
-    """The first run of n consecutive words that `value` shares with an example text and `source` lacks."""
-    grams = set()
-    for ex in example_texts:
-        w = _words(ex)
-        grams |= {" ".join(w[i:i + n]) for i in range(len(w) - n + 1)}
-    src = " ".join(_words(source))
+def _runs(texts: Sequence[str], n: int) -> set[str]:
+    """Every run of n consecutive words of the texts."""
+    runs: set[str] = set()
+    for text in texts:
+        w = _words(text)
+        runs |= {" ".join(w[i:i + n]) for i in range(len(w) - n + 1)}
+    return runs
+
+
+def _shared_run(value: str, runs: set[str], source_text: str, n: int) -> str | None:
+    """The first run of n consecutive words of `value` that is in `runs` and not in `source_text`."""
     w = _words(value)
     for i in range(len(w) - n + 1):
         run = " ".join(w[i:i + n])
-        if run in grams and run not in src:
+        if run in runs and run not in source_text:
             return run
     return None
 
@@ -109,8 +103,8 @@ class Leak:
     message: str
 
 
-def find_leaks(data: Any, source: str, schema: dict[str, Any], example_outputs: Sequence[Any] = ()) -> list[Leak]:
-    """The values of an output that look leaked rather than taken from `source` (empty: none found).
+class LeakDetector:
+    """`find_leaks` for one schema and its examples: what they show is read once, outputs are checked many times.
 
     A free-text value leaks when it is a JSON Schema keyword, a property, definition or model name of the
     schema (and not an allowed enum value, and not a word of the input), when it copies a run of
@@ -118,29 +112,42 @@ def find_leaks(data: Any, source: str, schema: dict[str, Any], example_outputs: 
     COPY_RUN_WORDS words of an example's output that the input does not hold, or repeats an example's
     value of two or more words that the input does not hold.
     """
-    names, allowed, descriptions = _schema_texts(schema)
-    shown = SCHEMA_KEYWORDS | names
-    src_words = set(_words(source))
-    src_text = " ".join(_words(source))
-    ex_strings = [s for out in example_outputs for _, s in strings_at(out)]
-    ex_values = {" ".join(_words(s)) for s in ex_strings if len(_words(s)) >= 2}
-    leaks = []
-    for pointer, value in strings_at(data):
-        pointer = pointer or "/"
-        norm = " ".join(_words(value))
-        if not norm or norm in allowed:
-            continue
-        if norm in shown and norm not in src_words and norm not in src_text:
-            leaks.append(Leak("schema", pointer, f"{pointer}: {value!r} is a word of the schema, not a value from "
-                                                 "the text"))
-        elif descriptions and (run := copied_run(value, descriptions, source, DESCRIPTION_RUN_WORDS)):
-            leaks.append(Leak("schema", pointer, f"{pointer}: copies {run!r} from a field description, not from "
-                                                 "the text"))
-        elif norm in ex_values and norm not in src_text:
-            leaks.append(Leak("example", pointer, f"{pointer}: {value!r} repeats the example's answer, not the text"))
-        elif ex_strings and (run := copied_run(value, ex_strings, source)):
-            leaks.append(Leak("example", pointer, f"{pointer}: copies {run!r} from the example, not from the text"))
-    return leaks
+
+    def __init__(self, schema: dict[str, Any], example_outputs: Sequence[Any] = ()):
+        names, self.allowed, descriptions = _schema_texts(schema)
+        self.shown = SCHEMA_KEYWORDS | names
+        self.description_runs = _runs(descriptions, DESCRIPTION_RUN_WORDS)
+        ex_strings = [s for out in example_outputs for _, s in strings_at(out)]
+        self.example_runs = _runs(ex_strings, COPY_RUN_WORDS)
+        self.example_values = {" ".join(_words(s)) for s in ex_strings if len(_words(s)) >= 2}
+
+    def find(self, data: Any, source: str) -> list[Leak]:
+        """The values of `data` that look leaked rather than taken from `source` (empty: none found)."""
+        src_text = " ".join(_words(source))
+        leaks = []
+        for pointer, value in strings_at(data):
+            pointer = pointer or "/"
+            norm = " ".join(_words(value))
+            if not norm or norm in self.allowed:
+                continue
+            if norm in self.shown and norm not in src_text:
+                leaks.append(Leak("schema", pointer, f"{pointer}: {value!r} is a word of the schema, not a value "
+                                                     "from the text"))
+            elif run := _shared_run(value, self.description_runs, src_text, DESCRIPTION_RUN_WORDS):
+                leaks.append(Leak("schema", pointer, f"{pointer}: copies {run!r} from a field description, not "
+                                                     "from the text"))
+            elif norm in self.example_values and norm not in src_text:
+                leaks.append(Leak("example", pointer, f"{pointer}: {value!r} repeats the example's answer, not "
+                                                      "the text"))
+            elif run := _shared_run(value, self.example_runs, src_text, COPY_RUN_WORDS):
+                leaks.append(Leak("example", pointer, f"{pointer}: copies {run!r} from the example, not from the "
+                                                      "text"))
+        return leaks
+
+
+def find_leaks(data: Any, source: str, schema: dict[str, Any], example_outputs: Sequence[Any] = ()) -> list[Leak]:
+    """The values of an output that look leaked rather than taken from `source` (see `LeakDetector`)."""
+    return LeakDetector(schema, example_outputs).find(data, source)
 
 
 # ---- the prompt's description of the output ---------------------------------------------------------------
@@ -180,9 +187,8 @@ def _render(node: Any, root: dict[str, Any], indent: str, depth: int, seen: set[
         lines = []
         for i, (name, sub) in enumerate(props.items()):
             value = _render(sub, root, indent, depth + 1, seen)
-            notes = [d for d in (_description(sub, root),) if d]
-            if name not in required:
-                notes.insert(0, "optional")
+            notes = ["optional"] if name not in required else []
+            notes += [d for d in [_description(sub)] if d]
             comma = "," if i < len(props) - 1 else ""
             lines.append(f"{pad}{json.dumps(name)}: {value}{comma}" + (f"  // {'; '.join(notes)}" if notes else ""))
         return "{\n" + "\n".join(lines) + "\n" + indent * depth + "}"
@@ -193,7 +199,7 @@ def _render(node: Any, root: dict[str, Any], indent: str, depth: int, seen: set[
     if kind == "string":
         fmt = {"date": "a date YYYY-MM-DD", "date-time": "a date-time YYYY-MM-DDThh:mm:ssZ", "email": "an email address",
                "uri": "a URL", "time": "a time hh:mm:ss", "uuid": "a UUID"}.get(node.get("format"), "text")
-        extra = [b for b in (_bounds(node.get("minLength"), node.get("maxLength"), "character"),) if b]
+        extra = [b for b in [_bounds(node.get("minLength"), node.get("maxLength"), "character")] if b]
         if node.get("pattern"):
             extra.append(f"matching {node['pattern']}")
         return fmt + (", " + ", ".join(extra) if extra else "")
@@ -215,7 +221,7 @@ def _render(node: Any, root: dict[str, Any], indent: str, depth: int, seen: set[
     return "any value"
 
 
-def _description(node: Any, root: dict[str, Any]) -> str:
+def _description(node: Any) -> str:
     if isinstance(node, dict) and isinstance(node.get("description"), str):
         return node["description"].strip().replace("\n", " ")
     return ""

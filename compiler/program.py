@@ -7,7 +7,6 @@ the request). `run_many` batches; `arun_many` is its async twin for server backe
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
@@ -128,8 +127,9 @@ class _Batch:
                 continue
             retry_fresh = False  # an example copy retries without the examples and without the copy as feedback
             try:
-                output = p.task.parse(g.text)
-                if opts.leak_guard and (leaks := p.task.leaks(json.loads(g.text), self.texts[i])):
+                data = p.task.decode(g.text)
+                output = p.task.validate(data, g.text)
+                if opts.leak_guard and (leaks := p.task.leaks(data, self.texts[i])):
                     retry_fresh = any(leak.kind == "example" for leak in leaks) and not self.without_examples[i]
                     self.without_examples[i] |= retry_fresh
                     raise LeakedValue("output takes values from the prompt, not the text: "

@@ -12,13 +12,14 @@ import inspect
 import json
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ValidationError
 
 from openfirst.compiler.errors import OutputValidationError, TaskSpecError
-from openfirst.compiler.guards import Leak, find_leaks, outline
+from openfirst.compiler.guards import Leak, LeakDetector, outline
 from openfirst.core.errors import describe_validation_error
 from openfirst.compiler.schema import FeatureReport, SchemaOptions, normalise
 from openfirst.compiler.validation import check_schema, make_validator
@@ -49,11 +50,20 @@ class CompiledTask:
 
     def parse(self, text: str) -> Any:
         """JSON text -> validated model instance, or OutputValidationError naming what failed."""
+        return self.validate(self.decode(text), text)
+
+    @staticmethod
+    def decode(text: str) -> Any:
+        """JSON text -> JSON value, or OutputValidationError."""
         try:
-            data = json.loads(text)
+            return json.loads(text)
         except json.JSONDecodeError as exc:
             raise OutputValidationError(f"output is not valid JSON: {exc.msg} at char {exc.pos}", attempts=1,
                                         last_output=text) from exc
+
+    def validate(self, data: Any, text: str) -> Any:
+        """A decoded output (`text`, for the error) -> validated model instance (or the value itself for a raw
+        JSON Schema task), or OutputValidationError naming what failed."""
         if not self._valid(data):
             from openfirst.compiler.validation import validation_errors
 
@@ -90,12 +100,16 @@ class CompiledTask:
         return ex.output.model_dump_json(exclude_unset=True)
 
     def example_outputs(self) -> list[Any]:
-        """The examples' outputs as JSON values (what `guards.find_leaks` compares against)."""
+        """The examples' outputs as JSON values (what the leak guard compares against)."""
         return [json.loads(self._example_json(ex)) for ex in self.examples]
+
+    @cached_property
+    def _leak_detector(self) -> LeakDetector:
+        return LeakDetector(self.json_schema, self.example_outputs())
 
     def leaks(self, data: Any, text: str) -> list[Leak]:
         """Why an output's values look taken from the schema or an example rather than from `text`."""
-        return find_leaks(data, text, self.json_schema, self.example_outputs())
+        return self._leak_detector.find(data, text)
 
     def messages(self, text: str, feedback: Sequence[tuple[str, str]] = (), schema_as: PromptSchema = "json-schema",
                  examples_as: ExampleStyle | None = "turns") -> list[dict[str, str]]:
