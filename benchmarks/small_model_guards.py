@@ -49,17 +49,15 @@ SNIPS_PER_INTENT = 20  # SNIPS validate utterances per intent for the prompt com
 
 
 def strings(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in strings(v)]
-    return []
+    from openfirst.compiler.guards import strings_at
+
+    return [s for _, s in strings_at(value)]
 
 
 def copies_example(output, example_outputs: list, text: str, n: int = 5) -> bool:
-    """An output string holds n consecutive words of an example's output that its own input does not hold."""
+    """An output string holds n consecutive words of an example's output that its own input does not hold.
+    Kept apart from the leak guard's own test (whitespace words here, not its tokenizer) so the benchmark does not
+    grade the guard with the guard."""
     grams = set()
     for ex in example_outputs:
         for s in strings(ex):

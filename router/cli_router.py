@@ -203,15 +203,20 @@ def weak_router_warning(table: dict, records: int) -> str | None:
             "rarely enough) or check that local_score really varies with the query")
 
 
+def check_operating_point(args: argparse.Namespace) -> None:
+    """`--frontier-share` in [0, 1] and a finite `--threshold` (route and eval), before anything loads."""
+    if args.frontier_share is not None and not 0.0 <= args.frontier_share <= 1.0:
+        raise ConfigError("--frontier-share must be between 0 and 1")
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise ConfigError("--threshold must be a finite number")
+
+
 def cmd_route(args: argparse.Namespace) -> int:
     from openfirst.router.api import Router
 
-    if args.frontier_share is not None and not 0.0 <= args.frontier_share <= 1.0:
-        raise ConfigError("--frontier-share must be between 0 and 1")
+    check_operating_point(args)
     if args.frontier_share is not None and args.calibration is None:
         raise ConfigError("--frontier-share needs --calibration (queries like the expected traffic)")
-    if args.threshold is not None and not math.isfinite(args.threshold):
-        raise ConfigError("--threshold must be a finite number")
     router = Router.load(args.router)
     if args.threshold is not None:
         router.threshold = args.threshold
@@ -256,10 +261,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.router is None or not args.logs:
         raise ConfigError("eval needs --router and LOGS (or --decisions)",
                           hint="openfirst eval --router runs/gsm8k routellm-gsm8k")
-    if args.frontier_share is not None and not 0.0 <= args.frontier_share <= 1.0:
-        raise ConfigError("--frontier-share must be between 0 and 1")
-    if args.threshold is not None and not math.isfinite(args.threshold):
-        raise ConfigError("--threshold must be a finite number")
+    check_operating_point(args)
     router = Router.load(args.router)
     log = load_logs(args)
     embedder = make_embedder(args, router.embedder_spec.model)

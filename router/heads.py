@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from openfirst.core.errors import NotFittedError
-from openfirst.router.inference import FAMILIES, STATE_ARRAYS, apply_platt, check_head_state, head_proba, logit  # noqa: F401
+from openfirst.router.inference import FAMILIES, check_head_state, head_proba, logit
 
 
 
