@@ -23,7 +23,7 @@ from pydantic import BaseModel, create_model
 from openfirst.cascade.policy import Cascade, CascadeOptions, CascadeOutcome
 from openfirst.compiler.errors import TaskSpecError
 from openfirst.compiler.program import Program, ProgramOptions, Result
-from openfirst.compiler.task import CompiledTask, compile_json_schema, compile_task
+from openfirst.compiler.task import CompiledTask, compile_json_schema, compile_task, default_instructions
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 _FIELD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:[: ]\s*(\w+(?:\[\w+\])?))?\s*$")
@@ -56,10 +56,7 @@ def as_task(output: Any, instructions: str | None = None,
         output = model_from_spec(output)
     if isinstance(output, dict):
         return compile_json_schema(output, instructions or "Extract the requested fields from the text.")
-    default = None
-    if isinstance(output, type) and issubclass(output, BaseModel) and not (output.__doc__ or "").strip():
-        default = f"Extract the fields of {output.__name__} from the text."
-    return compile_task(output, instructions or default, examples=examples)
+    return compile_task(output, instructions or default_instructions(output), examples=examples)
 
 
 def default_local() -> Any:

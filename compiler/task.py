@@ -208,6 +208,15 @@ def load_task_class(spec: str) -> type[BaseModel]:
     return cls
 
 
+def default_instructions(cls: Any) -> str | None:
+    """The instructions of a model class without a docstring ("Extract the fields of <Class> from the text.") for
+    the CLI and the one-call API; None for anything else (`compile_task` itself still refuses a task without
+    instructions)."""
+    if inspect.isclass(cls) and issubclass(cls, BaseModel) and not (cls.__doc__ or "").strip():
+        return f"Extract the fields of {cls.__name__} from the text."
+    return None
+
+
 def load_task(spec: str, options: SchemaOptions = SchemaOptions(), instructions: str | None = None) -> CompiledTask:
     """Load and compile a task; the module may define `INSTRUCTIONS` (str) and `EXAMPLES` (a list of
     (input text, output dict) pairs) beside the class. `instructions` overrides both the module's and the
@@ -216,6 +225,6 @@ def load_task(spec: str, options: SchemaOptions = SchemaOptions(), instructions:
     module = sys.modules.get(cls.__module__)
     instructions = instructions or getattr(module, "INSTRUCTIONS", None)
     examples = getattr(module, "EXAMPLES", None)
-    if instructions is None and inspect.isclass(cls) and issubclass(cls, BaseModel) and not (cls.__doc__ or "").strip():
-        instructions = f"Extract the fields of {cls.__name__} from the text."
+    if instructions is None:
+        instructions = default_instructions(cls)
     return compile_task(cls, instructions=instructions, examples=examples, options=options)
