@@ -147,11 +147,11 @@ def _task(args: argparse.Namespace):
 
 def _one_text(program, text: str) -> int:
     from openfirst.compiler.program import Result
+    from openfirst.compiler.task import output_json
 
     r = program.run_many([text])[0]
     if isinstance(r, Result):
-        data = r.output.model_dump(mode="json") if hasattr(r.output, "model_dump") else r.output
-        print(json.dumps(data, ensure_ascii=False))
+        print(json.dumps(output_json(r.output), ensure_ascii=False))
         return 0
     print(f"openfirst: error: {type(r.error).__name__}: {r.error}", file=sys.stderr)
     return 1

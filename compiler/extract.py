@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from openfirst.compiler.errors import TaskSpecError
 from openfirst.compiler.program import Failure, Program
+from openfirst.compiler.task import output_json
 
 
 def read_inputs(path: Path, text_field: str = "text") -> Iterator[tuple[int, Any, str | None, str | None]]:
@@ -148,7 +149,7 @@ def _record(rid: Any, result, input_error: str | None, lineno: int, batch: int =
             "usage": result.usage}
     if isinstance(result, Failure):
         return {**base, "error": {"type": type(result.error).__name__, "message": result.error.message}}
-    output = result.output.model_dump(mode="json") if hasattr(result.output, "model_dump") else result.output
+    output = output_json(result.output)
     return {**base, "output": output}
 
 

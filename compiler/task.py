@@ -24,6 +24,12 @@ from openfirst.core.errors import describe_validation_error
 from openfirst.compiler.schema import FeatureReport, SchemaOptions, normalise
 from openfirst.compiler.validation import check_schema, make_validator
 
+def output_json(output: Any) -> Any:
+    """A validated output as a JSON value: a model instance dumped in JSON mode, a raw JSON Schema task's value
+    as it is."""
+    return output.model_dump(mode="json") if hasattr(output, "model_dump") else output
+
+
 PromptSchema = Literal["outline", "json-schema"]  # how the prompt describes the output
 ExampleStyle = Literal["marked", "turns"]  # examples in the system prompt, marked; or as chat turns
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from openfirst.cascade.policy import score_of
 from openfirst.compiler.errors import IncompleteOutput, OutputValidationError
 from openfirst.compiler.program import Failure, Program, Result
+from openfirst.compiler.task import output_json
 from openfirst.service.routed import OTHER, RoutedProgram
 from openfirst.service.auth import Authenticator, Caller, FrontierBudgetExceeded
 from openfirst.service.batching import BatchingRouter
@@ -380,8 +381,7 @@ class Service:
         if fallback_from == "local" and first is not None:  # the local answer's confidence, which led to escalation
             out["local_confidence"] = confidence_body(first)
         if isinstance(outcome, Result):
-            data = outcome.output.model_dump(mode="json") if hasattr(outcome.output, "model_dump") else outcome.output
-            out["output"] = data
+            out["output"] = output_json(outcome.output)
         else:
             out["error"] = error_body(outcome.error)
         return out

@@ -26,7 +26,7 @@ from openfirst.compiler.backends.base import Generation, RequestBackend
 from openfirst.compiler.errors import BackendError
 from openfirst.compiler.confidence import pieces_from_ids
 from openfirst.compiler.grammar import relax_for_llguidance
-from openfirst.compiler.task import CompiledTask
+from openfirst.compiler.task import CompiledTask, output_json
 
 
 SMOLLM2 = "smollm2"
@@ -240,8 +240,7 @@ def ray_postprocess(task: CompiledTask):
         text = row.get("generated_text") or ""
         try:
             output = task.parse(text)
-            return {"id": row.get("id"), "text": text, "output": output.model_dump(mode="json")
-                    if hasattr(output, "model_dump") else output, "error": None}
+            return {"id": row.get("id"), "text": text, "output": output_json(output), "error": None}
         except CompilerError as exc:
             return {"id": row.get("id"), "text": text, "output": None,
                     "error": {"type": type(exc).__name__, "message": exc.message}}
