@@ -9,6 +9,7 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     from openfirst.cascade import cli as cli_cascade
     from openfirst.compiler import cli as cli_compiler
+    from openfirst.compiler import doctor
     from openfirst.service import cli as cli_service
     from openfirst.router import cli_data, cli_router
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_compiler.register_bench(bench_sub)
     cli_cascade.register_bench(bench_sub)
     cli_compiler.register(sub)
+    doctor.register(sub)
     cli_data.register(sub)
     cli_service.register(sub)
     return parser

@@ -103,6 +103,16 @@ def measure(name: str, via: str, backend, tasks, use_async: bool, rows: list, se
         print(json.dumps(row), flush=True)
 
 
+def cpu_facts() -> dict:
+    """The CPU every number of the run came from, and the instruction sets the llama.cpp build was compiled with."""
+    from openfirst.compiler.doctor import llamacpp_build
+    from openfirst.core.machine import this_cpu
+
+    cpu = this_cpu()
+    return {"cpu_model": cpu.model, "cpu_cores": cpu.cores, "cpu_features": cpu.engine_features,
+            "cpu_fast_bfloat16": cpu.fast_bfloat16, "llama_cpp_build": llamacpp_build()}
+
+
 def hardware() -> dict:
     """Memory bandwidth (a 512 MB array copy) and matmul FLOP/s (float32), measured now."""
     a = np.ones(64 * 1024 * 1024, dtype=np.float64)
@@ -118,7 +128,7 @@ def hardware() -> dict:
     for _ in range(10):
         m @ m
     flops = 10 * 2 * 1024 ** 3 / (time.perf_counter() - t0)
-    return {"memory_bandwidth_gb_s": bandwidth / 1e9, "matmul_gflop_s": flops / 1e9,
+    return {**cpu_facts(), "memory_bandwidth_gb_s": bandwidth / 1e9, "matmul_gflop_s": flops / 1e9,
             "decode_tok_s_limit_fp32": bandwidth / (PARAMS * 4), "decode_tok_s_limit_q4": bandwidth / (PARAMS * 0.56),
             "prefill_tok_s_limit": flops / (2 * PARAMS)}
 
@@ -126,8 +136,9 @@ def hardware() -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
-    p.add_argument("--engines", nargs="+", default=["llama.cpp", "transformers", "retired-loop", "llama.cpp-server",
-                                                     "vllm", "vllm-server", "maskbench"])
+    p.add_argument("--engines", nargs="+", default=["llama.cpp", "llama.cpp-isolated", "transformers",
+                                                     "retired-loop", "llama.cpp-server", "vllm", "vllm-bfloat16",
+                                                     "vllm-isolated", "vllm-server", "maskbench"])
     p.add_argument("--maskbench-schemas", type=int, default=200)
     args = p.parse_args()
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -182,13 +193,30 @@ def main() -> None:
             backend = OpenAICompatibleBackend(server.alias, base_url=server.base_url, flavor="llama.cpp",
                                               max_concurrency=16)
             measure("llama.cpp server", "HTTP, response_format schema", backend, tasks, True, rows)
-    if "vllm" in args.engines:
-        from openfirst.compiler.backends.vllm_offline import VLLMOfflineBackend
+    if "llama.cpp-isolated" in args.engines:
+        from openfirst.compiler.backends.isolated import EngineSpec, IsolatedBackend
+
+        backend = IsolatedBackend(EngineSpec("llama.cpp"))
+        measure("llama.cpp in process", "isolated: llama.cpp in a supervised child process (serve's default)",
+                backend, tasks, False, rows, CONSTRAINED)
+        backend.close()
+    for dtype in ("float32", "bfloat16"):
+        if ("vllm" if dtype == "float32" else "vllm-bfloat16") not in args.engines:
+            continue
+        from openfirst.compiler.backends.vllm_offline import VLLMOfflineBackend, VLLMOptions
 
         t0 = time.perf_counter()
-        backend = VLLMOfflineBackend.load()
-        hw["vllm_engine_start_s"] = time.perf_counter() - t0
-        measure("vLLM offline", "vLLM structured outputs (llguidance)", backend, tasks, False, rows)
+        backend = VLLMOfflineBackend.load(VLLMOptions.for_this_machine(dtype=dtype))
+        hw[f"vllm_engine_start_s_{dtype}"] = time.perf_counter() - t0
+        measure("vLLM offline", f"vLLM structured outputs (llguidance), {dtype}", backend, tasks, False, rows,
+                ALL if dtype == "float32" else CONSTRAINED)
+        backend.close()
+    if "vllm-isolated" in args.engines:
+        from openfirst.compiler.backends.isolated import EngineSpec, IsolatedBackend
+
+        backend = IsolatedBackend(EngineSpec("vllm"))
+        measure("vLLM offline", f"isolated: vLLM in a supervised child process, {backend.health().get('dtype')}",
+                backend, tasks, False, rows, CONSTRAINED)
         backend.close()
     if "vllm-server" in args.engines:
         from openfirst.compiler.backends.openai_compat import OpenAICompatibleBackend
@@ -314,7 +342,11 @@ def write(out_dir: Path, rows: list[dict], hw: dict, maskbench: dict | None = No
            "maskbench": maskbench, "python": sys.version.split()[0]}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "local-engines.json").write_text(json.dumps(out, indent=2) + "\n")
+    build = hw.get("llama_cpp_build") or {}
     lines = ["# Local engines on the example tasks (SmolLM2-135M-Instruct, 2 shared CPU cores)", "",
+             f"CPU: **{hw['cpu_model']}**, {hw['cpu_cores']} cores, instruction sets {' '.join(hw['cpu_features'])}"
+             f" (AMX bfloat16: {'yes' if hw['cpu_fast_bfloat16'] else 'no'}); llama.cpp built with "
+             f"{' '.join(build.get('instruction_sets', [])) or '-'}.", "",
              f"Command: `{out['command']}`. Batch 1: the 11 example inputs one at a time; batch 16: 16 support "
              "tickets at once (one engine batch, 16 concurrent requests to a server, 16 in a row for in-process "
              "llama.cpp). Greedy, repetition penalty 1.3, at most 300 new tokens; every output validated, and every "
@@ -342,7 +374,7 @@ def write(out_dir: Path, rows: list[dict], hw: dict, maskbench: dict | None = No
               f"tok/s in float32 (540 MB of weights read per token), {hw['decode_tok_s_limit_q4']:.0f} tok/s at Q4; "
               f"matmul {hw['matmul_gflop_s']:.0f} GFLOP/s -> prefill at most {hw['prefill_tok_s_limit']:.0f} tok/s "
               f"(2 x 135M FLOPs per token). Batching raises decode past the batch-1 bound: one weight read serves "
-              f"every sequence in the batch. vLLM engine start: {hw.get('vllm_engine_start_s', float('nan')):.0f} s "
+              f"every sequence in the batch. vLLM engine start: {hw.get('vllm_engine_start_s_float32', float('nan')):.0f} s "
               f"offline, {hw.get('vllm_server_start_s', float('nan')):.0f} s as a server."]
     if maskbench:
         g, m = maskbench["grammar"], maskbench["generation_llamacpp"]
@@ -367,7 +399,8 @@ def write(out_dir: Path, rows: list[dict], hw: dict, maskbench: dict | None = No
     ax.set_yticks(range(len(rows)), labels, fontsize=6)
     ax.invert_yaxis()
     ax.set_xlabel("output tokens/s (2 CPU cores)")
-    ax.set_title("Local engines, SmolLM2-135M, example tasks (blue: constrained)")
+    ax.set_title(f"Local engines, SmolLM2-135M, example tasks (blue: constrained)\n{hw['cpu_model']}, "
+                 f"{hw['cpu_cores']} cores, AMX bfloat16: {'yes' if hw['cpu_fast_bfloat16'] else 'no'}", fontsize=9)
     fig.tight_layout()
     fig.savefig(out_dir / "local-engines.png", dpi=120)
     print("\n".join(lines))

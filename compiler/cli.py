@@ -52,6 +52,9 @@ def register(sub) -> None:
     e.add_argument("--leak-guard", action=argparse.BooleanOptionalAction, default=None,
                    help="reject and retry outputs whose values are schema words or copy an example instead of the "
                         "text (default on)")
+    e.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the engine in a supervised child process, so a native crash costs the records in "
+                        "flight one rerun instead of the run (default: on for --input files, off for one text)")
     e.add_argument("--retry-errors", action="store_true",
                    help="run again the ids whose earlier output line is an error (the error line is replaced)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -96,7 +99,7 @@ def _options(args):
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from openfirst.compiler.errors import TaskSpecError
-    from openfirst.compiler.extract import default_batch_size, run_extraction
+    from openfirst.compiler.extract import default_batch_size
     from openfirst.compiler.program import Program
 
     if (args.text is None) == (args.input is None):
@@ -116,7 +119,15 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if text is not None and not text.strip():
         raise TaskSpecError("the text to extract from is empty")
     backend = _backend(args)
-    program = Program(task, backend, options)
+    try:
+        return _run(args, Program(task, backend, options), text)
+    finally:
+        backend.close()
+
+
+def _run(args: argparse.Namespace, program, text: str | None) -> int:
+    from openfirst.compiler.extract import run_extraction
+
     if text is not None:
         return _one_text(program, text)
     if args.output is None:  # to stdout: a temporary file, streamed out at the end
@@ -158,19 +169,13 @@ def _one_text(program, text: str) -> int:
 
 
 def _backend(args: argparse.Namespace):
-    from openfirst.compiler.backends.transformers_local import TransformersBackend
+    """The local engine: isolated in a supervised child process for --input files (a native crash costs the batch
+    in flight one rerun, not the run), in this process for one text (it starts faster)."""
+    from openfirst.compiler.backends.isolated import EngineSpec, IsolatedBackend
 
-    if args.backend == "vllm":
-        from openfirst.compiler.backends.vllm_offline import VLLMOfflineBackend, VLLMOptions
-
-        backend = VLLMOfflineBackend.load(VLLMOptions.for_this_machine(model=args.model))
-    elif args.backend == "llama.cpp":
-        from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
-
-        backend = LlamaCppBackend.load(None if args.model == "smollm2" else args.model)
-    else:
-        backend = TransformersBackend.load(args.model)
-    return backend
+    spec = EngineSpec(args.backend, args.model)
+    isolate = args.isolate if args.isolate is not None else args.input is not None
+    return IsolatedBackend(spec) if isolate else spec.load()
 
 
 def extraction_status(counts: dict) -> int:

@@ -64,6 +64,17 @@ class BackendError(CompilerError):
     """A generation backend failed (model load, device, server)."""
 
 
+class EngineCrashed(BackendError):
+    """The local engine's process died (a signal such as SIGSEGV, or its engine core exited) while it held this
+    request; it is being restarted, so the same request may succeed when sent again."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, signal: str | None = None, **kw):
+        super().__init__(message, **kw)
+        self.signal = signal
+
+
 class StrictSchemaError(KeywordError, TaskSpecError):
     """The task cannot be expressed in a provider's strict structured-output mode; raised before any request."""
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
-from openfirst.compiler.errors import TaskSpecError
+from openfirst.compiler.errors import EngineCrashed, TaskSpecError
 from openfirst.compiler.program import Failure, Program
 from openfirst.compiler.task import output_json
 
@@ -90,8 +90,9 @@ def run_extraction(program: Program, input_path: Path, output_path: Path, text_f
                    batch_size: int = 8, show_progress: bool = True, retry_errors: bool = False) -> dict[str, Any]:
     """Extract every input not yet in the output, appending one JSON line per input. Resumable: a crash's torn
     tail is repaired and finished ids are skipped; `retry_errors` first removes the error lines so those ids run
-    again (still one line per id). One run at a time per output file (an exclusive lock). Counts: ok, error (this
-    run), errors_by_type, skipped_done, errors_kept (earlier error lines left in place)."""
+    again (still one line per id). Records whose engine crashed under them (EngineCrashed: an isolated engine
+    restarts) run once more. One run at a time per output file (an exclusive lock). Counts: ok, error (this run),
+    errors_by_type, skipped_done, errors_kept (earlier error lines left in place), rerun_after_engine_crash."""
     if not input_path.exists():
         raise TaskSpecError(f"input file {input_path} does not exist")
     rows = list(read_inputs(input_path, text_field))
@@ -103,13 +104,18 @@ def run_extraction(program: Program, input_path: Path, output_path: Path, text_f
         todo = [row for row in rows if id_key(row[1]) not in seen]
         by_type: dict[str, int] = {}
         counts: dict[str, Any] = {"skipped_done": len(rows) - len(todo), "ok": 0, "error": 0,
-                                  "errors_by_type": by_type, "errors_kept": kept_errors, "retried": retried}
+                                  "errors_by_type": by_type, "errors_kept": kept_errors, "retried": retried,
+                                  "rerun_after_engine_crash": 0}
         with open(output_path, "a", encoding="utf-8") as out, \
                 tqdm(total=len(todo), desc="extract", unit="doc", disable=not show_progress) as bar:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
                 runnable = [i for i, r in enumerate(batch) if r[2] is not None]
                 results = dict(zip(runnable, program.run_many([batch[i][2] for i in runnable]))) if runnable else {}
+                crashed = [i for i, r in results.items() if isinstance(getattr(r, "error", None), EngineCrashed)]
+                if crashed:  # the engine died under this batch and has restarted: its records run once more
+                    counts["rerun_after_engine_crash"] += len(crashed)
+                    results.update(zip(crashed, program.run_many([batch[i][2] for i in crashed])))
                 for i, (lineno, rid, text, error) in enumerate(batch):
                     rec = _record(rid, results.get(i), error, lineno, len(runnable))
                     counts["ok" if "output" in rec else "error"] += 1

@@ -117,9 +117,12 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/health", summary="alias of /healthz")
     async def healthz(request: Request) -> dict[str, Any]:
         caller = caller_of(request)
+        engine = service.engine_health()
+        # degraded: the local engine is restarting after a crash, or down (requests get 503 until it is back)
+        status = "ok" if engine is None or engine["state"] == "ok" else "degraded"
         if service.auth.enabled and (caller is None or not caller.may("health")):
-            return {"status": "ok"}
-        return {"status": "ok", **service.describe()}
+            return {"status": status}
+        return {"status": status, **service.describe(), "engine": engine}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:

@@ -41,6 +41,8 @@ class TransformersLocal(_Strict):
     kind: Literal["transformers"]
     model: str = Field("smollm2", min_length=1, description="smollm2 or a transformers model folder")
     device: str | None = None
+    isolate: bool = Field(True, description="run the engine in a supervised child process: a native crash costs "
+                          "the requests in flight a 503 (EngineCrashed) and the engine restarts, the service stays up")
     price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
 
 
@@ -54,6 +56,8 @@ class VLLMLocal(_Strict):
     tensor_parallel_size: int = Field(1, ge=1, le=64)
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
     max_model_len: int | None = Field(None, ge=16)
+    isolate: bool = Field(True, description="run the engine in a supervised child process: a native crash costs "
+                          "the requests in flight a 503 (EngineCrashed) and the engine restarts, the service stays up")
     price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
 
 
@@ -65,6 +69,8 @@ class LlamaCppLocal(_Strict):
     model: str = Field("smollm2", min_length=1, description="smollm2 or the path of a .gguf file")
     n_ctx: int = Field(4096, ge=256, le=1_048_576)
     n_threads: int | None = Field(None, ge=1, le=1024)
+    isolate: bool = Field(True, description="run the engine in a supervised child process: a native crash costs "
+                          "the requests in flight a 503 (EngineCrashed) and the engine restarts, the service stays up")
     price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
 
 

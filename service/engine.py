@@ -171,6 +171,11 @@ class Service:
         if self.router is not None:
             self.router.route_many(["warm up"])
 
+    def engine_health(self) -> dict[str, Any] | None:
+        """The local engine's process state (isolated engines only): ok, restarting, down, crashes so far."""
+        health = getattr(self.backends["local"], "health", None)
+        return health() if health is not None else None
+
     def describe(self) -> dict[str, Any]:
         """What runs where, for logs and /healthz (never secrets)."""
         return {"tasks": sorted(self.tasks), "local": _describe(self.backends["local"]),
@@ -442,21 +447,12 @@ def local_backend(config: ServiceConfig) -> Any:
     local = config.local
     if local.kind == "server":
         return local.backend("local")
+    from openfirst.compiler.backends.isolated import EngineSpec, IsolatedBackend
     from openfirst.compiler.backends.threaded import ThreadedBackend
 
-    if local.kind == "vllm":
-        from openfirst.compiler.backends.vllm_offline import VLLMOfflineBackend, VLLMOptions
-
-        fields = local.model_dump(exclude={"kind", "price"}, exclude_none=True)
-        return ThreadedBackend(VLLMOfflineBackend.load(VLLMOptions.for_this_machine(**fields)), local.price)
-    if local.kind == "llamacpp":
-        from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
-
-        path = None if local.model == "smollm2" else local.model
-        return ThreadedBackend(LlamaCppBackend.load(path, n_ctx=local.n_ctx, n_threads=local.n_threads), local.price)
-    from openfirst.compiler.backends.transformers_local import TransformersBackend
-
-    return ThreadedBackend(TransformersBackend.load(local.model, local.device), local.price)
+    options = local.model_dump(exclude={"kind", "price", "isolate", "model"}, exclude_none=True)
+    spec = EngineSpec("llama.cpp" if local.kind == "llamacpp" else local.kind, local.model, options)
+    return ThreadedBackend(IsolatedBackend(spec) if local.isolate else spec.load(), local.price)
 
 
 def _describe(backend: Any) -> dict[str, Any] | None:

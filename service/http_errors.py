@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Sequence, TypeVar
 
-from openfirst.compiler.errors import (BackendError, DeadlineExceeded, IncompleteOutput, OutputValidationError, RateLimited,
-                             Refusal, TaskSpecError)
+from openfirst.compiler.errors import (BackendError, DeadlineExceeded, EngineCrashed, IncompleteOutput,
+                                       OutputValidationError, RateLimited, Refusal, TaskSpecError)
 from openfirst.core.errors import ConfigError, OpenFirstError
 from openfirst.service.auth import FrontierBudgetExceeded
 
@@ -25,8 +25,8 @@ def status_for(error: BaseException | type[BaseException]) -> int:
         return 504
     if issubclass(kind, FrontierBudgetExceeded):
         return 429
-    if issubclass(kind, RateLimited):
-        return 503
+    if issubclass(kind, (RateLimited, EngineCrashed)):
+        return 503  # try again shortly: the limit resets, the engine restarts
     if issubclass(kind, (BackendError, OutputValidationError, IncompleteOutput, Refusal)):
         return 502  # the model or its server failed, not the request
     if issubclass(kind, (ConfigError, TaskSpecError)):

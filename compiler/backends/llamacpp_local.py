@@ -16,7 +16,6 @@ prompt: 1.6 s per call through outlines, 0.27 s through the engine's API once th
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import warnings
 from pathlib import Path
@@ -27,6 +26,62 @@ from openfirst.compiler.backends.logits import GrammarLogitsProcessor
 from openfirst.compiler.confidence import pieces_from_ids
 from openfirst.compiler.errors import BackendError
 from openfirst.compiler.tokenizer import TokenizerInfo
+
+
+def gguf_path(model_path: str | Path | None) -> tuple[Path, str]:
+    """(the GGUF file, the model's name): `None` is the embedded SmolLM2-135M-Instruct (Q4_1). Checks that
+    llama-cpp-python is installed and the file exists."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        raise BackendError("llama-cpp-python is not installed",
+                           hint="bash .ci/build_llamacpp (a portable build), or pip install 'openfirst[llamacpp]'"
+                           ) from exc
+    if model_path is None:
+        from openfirst.compiler.tokenizer import SMOLLM2_GGUF, smollm2_gguf_dir
+
+        return smollm2_gguf_dir() / SMOLLM2_GGUF, "SmolLM2-135M-Instruct"
+    if not Path(model_path).is_file():
+        raise BackendError(f"no GGUF file at {model_path}", hint="pass the path of a .gguf model file")
+    return Path(model_path), Path(model_path).stem
+
+
+def default_threads(n_threads: int | None = None) -> int:
+    """llama.cpp's threads: every core this process may use (its affinity, not the host's count)."""
+    from openfirst.core.machine import usable_cores
+
+    return n_threads or usable_cores()
+
+
+def gguf_tokenizer_info(llm: Any, name: str) -> TokenizerInfo:
+    """A loaded GGUF's vocabulary for the grammar compiler (a `vocab_only` load is enough: no weights run)."""
+    import llama_cpp
+    import llguidance.llamacpp
+
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    with warnings.catch_warnings():  # llguidance calls a llama.cpp function deprecated per token
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ll = llguidance.llamacpp.lltokenizer_from_vocab(vocab)
+    pieces = b"\x00".join(llm.detokenize([i], special=True) for i in range(llm.n_vocab()))
+    return TokenizerInfo(None, ll, hashlib.sha256(pieces).hexdigest(), name)
+
+
+def load_vocab(model_path: str | Path | None = None) -> Any:
+    """The GGUF's vocabulary alone (`vocab_only`): tokenizes and detokenizes, never decodes."""
+    from llama_cpp import Llama
+
+    path, _ = gguf_path(model_path)
+    return Llama(str(path), vocab_only=True, verbose=False)
+
+
+class Detokenizer:
+    """Token ids to text for a llama.cpp model, shaped like a transformers tokenizer's `decode`."""
+
+    def __init__(self, llm: Any):
+        self.llm = llm
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        return self.llm.detokenize(list(ids), special=not skip_special_tokens).decode("utf-8", errors="replace")
 
 
 class LlamaCppBackend(GrammarBackend):
@@ -44,46 +99,29 @@ class LlamaCppBackend(GrammarBackend):
         self.model = outlines.from_llamacpp(llm)
         self._info: TokenizerInfo | None = None
         self._lock = threading.Lock()
+        self.tokenizer = Detokenizer(llm)  # what token streaming decodes with
+        self.threads: int | None = None  # set by `load`
 
     @classmethod
     def load(cls, model_path: str | Path | None = None, *, n_ctx: int = 4096, n_threads: int | None = None,
              seed: int = 0, via_outlines: bool = False) -> "LlamaCppBackend":
-        """Load a GGUF file (default: the embedded SmolLM2) with all cores."""
-        try:
-            from llama_cpp import Llama
-        except ImportError as exc:
-            raise BackendError("llama-cpp-python is not installed",
-                               hint="CMAKE_ARGS=-DLLAVA_BUILD=OFF pip install 'openfirst[llamacpp]'") from exc
-        name = "SmolLM2-135M-Instruct"
-        if model_path is None:
-            from openfirst.compiler.tokenizer import SMOLLM2_GGUF, smollm2_gguf_dir
+        """Load a GGUF file (default: the embedded SmolLM2) with all usable cores."""
+        from llama_cpp import Llama
 
-            model_path = smollm2_gguf_dir() / SMOLLM2_GGUF
-        else:
-            name = Path(model_path).stem
-        if not Path(model_path).is_file():
-            raise BackendError(f"no GGUF file at {model_path}", hint="pass the path of a .gguf model file")
-        threads = n_threads or max(1, os.cpu_count() or 1)
+        path, name = gguf_path(model_path)
+        threads = default_threads(n_threads)
         try:
-            llm = Llama(str(model_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, seed=seed,
-                        verbose=False)
+            llm = Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, seed=seed, verbose=False)
         except (ValueError, RuntimeError) as exc:
-            raise BackendError(f"llama.cpp cannot load {model_path}: {exc}") from exc
-        return cls(llm, name, via_outlines=via_outlines)
+            raise BackendError(f"llama.cpp cannot load {path}: {exc}") from exc
+        backend = cls(llm, name, via_outlines=via_outlines)
+        backend.threads = threads
+        return backend
 
     def tokenizer_info(self) -> TokenizerInfo:
         """The GGUF's own vocabulary, as llguidance reads it from llama.cpp (hashed for the grammar cache)."""
         if self._info is None:
-            import llama_cpp
-            import llguidance.llamacpp
-
-            vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
-            with warnings.catch_warnings():  # llguidance calls a llama.cpp function deprecated per token
-                warnings.simplefilter("ignore", DeprecationWarning)
-                ll = llguidance.llamacpp.lltokenizer_from_vocab(vocab)
-            pieces = b"\x00".join(self.llm.detokenize([i], special=True) for i in range(self.llm.n_vocab()))
-            self._info = TokenizerInfo(None, ll,
-                                       hashlib.sha256(pieces).hexdigest(), self.model_name)
+            self._info = gguf_tokenizer_info(self.llm, self.model_name)
         return self._info
 
     def generate(self, conversations: Sequence[list[dict[str, str]]], grammar: Any, max_tokens: int,

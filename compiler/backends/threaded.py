@@ -35,6 +35,11 @@ class ThreadedBackend(Backend, AsyncBackend):
     def close(self) -> None:
         self.backend.close()
 
+    def health(self) -> dict[str, Any] | None:
+        """The wrapped engine's process state, where it runs isolated (None otherwise)."""
+        health = getattr(self.backend, "health", None)
+        return health() if health is not None else None
+
     def generate(self, conversations: Sequence[list[dict[str, str]]], constraint: Any, max_tokens: int,
                  temperature: float = 0.0, repetition_penalty: float = 1.0, **stream: Any) -> list[Generation]:
         with self._lock:

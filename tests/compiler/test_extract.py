@@ -184,3 +184,40 @@ def test_progress_and_output_move_per_record(tmp_path, capsys):
     run_extraction(program, inp, out, batch_size=default_batch_size("llama.cpp"), show_progress=True)
     assert written_before_call == [0, 1]
     assert "2/2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_engine_crash_mid_run_loses_nothing(tmp_path):
+    """The engine (llama.cpp, isolated as `extract --input` runs it) is killed with SIGSEGV under a batch: the
+    engine restarts, that batch runs once more, and every record ends with its answer, once."""
+    import os
+    import signal
+    import threading
+
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by .ci/setup")
+    from openfirst.cascade.api import as_task
+    from openfirst.compiler.backends.isolated import EngineSpec, IsolatedBackend
+
+    people = [("Ada Lovelace", 36), ("Alan Turing", 41), ("Grace Hopper", 85), ("Edsger Dijkstra", 72)]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"id": i, "text": f"{n} was {a}."}) + "\n" for i, (n, a) in enumerate(people)))
+    backend = IsolatedBackend(EngineSpec("llama.cpp", options={"n_threads": 2}))
+    try:
+        victim = backend.pid
+
+        def kill_under_a_batch():
+            while not backend.busy:
+                time.sleep(0.002)
+            os.kill(victim, signal.SIGSEGV)
+
+        killer = threading.Thread(target=kill_under_a_batch)
+        killer.start()
+        program = Program(as_task("name, age int"), backend, ProgramOptions(max_tokens=48, max_retries=1))
+        counts = run_extraction(program, inp, tmp_path / "out.jsonl", batch_size=2, show_progress=False)
+        killer.join(5)
+    finally:
+        backend.close()
+    assert counts["rerun_after_engine_crash"] == 2 and backend.crashes == 1 and backend.restarts == 1
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in lines) == [0, 1, 2, 3]
+    assert counts["ok"] == 4, lines

@@ -66,3 +66,17 @@ def test_ray_data_processor_pieces():
     assert post({"id": 7, "generated_text": '{"label":"spam"}'})["output"] == {"label": "spam"}
     assert post({"id": 8, "generated_text": '{"label":"far too long a label"}'})["error"]["type"] == \
         "OutputValidationError"
+
+
+@pytest.mark.parametrize("flags, dtype", [("avx2 fma f16c", "float32"),
+                                          ("avx2 avx512f avx512_bf16", "float32"),  # not measured: kept
+                                          ("avx2 avx512f avx512_bf16 amx_tile amx_bf16 amx_int8", "bfloat16")])
+def test_the_cpu_dtype_follows_the_cpu(monkeypatch, flags, dtype):
+    from openfirst.compiler.backends import vllm_offline
+    from openfirst.core import machine
+
+    monkeypatch.setattr(vllm_offline, "cuda_available", lambda: False)
+    monkeypatch.setattr(machine, "this_cpu", lambda: machine.CPU("test CPU", "x86_64", 2, frozenset(flags.split())))
+    options = VLLMOptions.for_this_machine()
+    assert options.dtype == dtype and options.enforce_eager and options.cpu_reserved_cores == 0
+    assert VLLMOptions.for_this_machine(dtype="float32").dtype == "float32"  # an explicit choice wins
