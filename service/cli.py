@@ -61,6 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.getLogger("openfirst.service").info("serving %s", json.dumps(service.describe()))
     if args.check:
         print(json.dumps(service.describe(), indent=2))
+        service.close()
         return 0
     try:
         uvicorn.run(create_app(service), host=host, port=args.port or config.serve.port,

@@ -157,7 +157,7 @@ class IsolatedBackend(Backend):
                  on_token: Callable[[int, int], None] | None = None) -> list[Generation]:
         if not conversations:
             return []
-        if isinstance(constraint, object) and hasattr(constraint, "matcher"):  # a CompiledGrammar
+        if hasattr(constraint, "matcher"):  # a CompiledGrammar: the child compiles it again from its schema
             constraint = GrammarRef(constraint.engine, constraint.key, constraint.schema, constraint.report)
         request = ("generate", [list(c) for c in conversations], constraint, max_tokens, temperature,
                    repetition_penalty, on_token is not None)
