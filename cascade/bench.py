@@ -40,7 +40,8 @@ def run_local(data: Sequence[IntentData], mode: str, k: int, limit: int | None, 
               progress: bool = True, extractive: bool = True, prompt: dict[str, Any] | None = None
               ) -> list[dict[str, Any]]:
     """Run the local model on the validate utterances; one record per utterance. `prompt`: ProgramOptions'
-    prompt settings (default: the raw JSON Schema, the prompt the published results were measured with)."""
+    prompt (and decode) settings (default: the raw JSON Schema, the prompt the published results were measured
+    with, and no repetition penalty)."""
     from tqdm.auto import tqdm
 
     from openfirst.compiler.grammar import GrammarCompiler
@@ -48,7 +49,7 @@ def run_local(data: Sequence[IntentData], mode: str, k: int, limit: int | None, 
     from openfirst.compiler.task import compile_task
 
     # the leak guard is moot here: the span grammar only allows the utterance's own words
-    opts = ProgramOptions(max_tokens=120, max_retries=1, repetition_penalty=1.0, **(prompt or UNGUARDED))
+    opts = ProgramOptions(**{"max_tokens": 120, "max_retries": 1, "repetition_penalty": 1.0, **(prompt or UNGUARDED)})
     compiler = GrammarCompiler(backend.tokenizer_info())
     records = []
     total = sum(len(d.validate[:limit]) for d in data)

@@ -40,7 +40,8 @@ def register(sub) -> None:
                         "transformers, so progress and latency are per record)")
     e.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
     e.add_argument("--repetition-penalty", type=float, default=1.3,
-                   help="> 1 discourages repeated tokens (default 1.3: at 1.0 small models loop until max_tokens)")
+                   help="> 1 discourages repeated tokens (default 1.3: at 1.0 small models loop until max_tokens); "
+                        "llama.cpp and transformers apply it to the generated tokens only, vLLM to the prompt too")
     e.add_argument("--engine", choices=["llguidance", "xgrammar"], default="llguidance", help="grammar engine for in-process models (default llguidance)")
     # defaults None: ProgramOptions' own defaults apply (tests/compiler/test_cli.py checks these help texts)
     e.add_argument("--schema-in-prompt", choices=["outline", "json-schema"], default=None,

@@ -283,6 +283,9 @@ class IsolatedBackend(Backend):
             self.state = "restarting"
             self._back.clear()
             self._start()
+            if self.state == "closed":  # closed while it was starting
+                self._stop()
+                return
             self.restarts += 1
             self.state = "ok"
             self.last_error = None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from openfirst.compiler.backends.base import Generation, GrammarBackend
-from openfirst.compiler.backends.logits import GrammarLogitsProcessor
+from openfirst.compiler.backends.logits import GrammarLogitsProcessor, generated_tokens_penalty
 from openfirst.compiler.confidence import pieces_from_ids
 from openfirst.compiler.errors import BackendError
 from openfirst.compiler.tokenizer import TokenizerInfo
@@ -90,12 +90,13 @@ class LlamaCppBackend(GrammarBackend):
     name = "llama.cpp"
     streams_tokens = True
 
-    def __init__(self, llm: Any, model_name: str, *, via_outlines: bool = False):
+    def __init__(self, llm: Any, model_name: str, *, via_outlines: bool = False, penalise_prompt: bool = False):
         import outlines
 
         self.llm = llm
         self.model_name = model_name
         self.via_outlines = via_outlines
+        self.penalise_prompt = penalise_prompt  # True: llama.cpp's own repeat_penalty, over the prompt's tokens too
         self.model = outlines.from_llamacpp(llm)
         self._info: TokenizerInfo | None = None
         self._lock = threading.Lock()
@@ -138,9 +139,12 @@ class LlamaCppBackend(GrammarBackend):
         from outlines.inputs import Chat
 
         hook = (lambda _, tok: on_token(row, tok)) if on_token is not None else None
+        # the penalty over generated tokens only (llama.cpp's own would punish the input's words too), unless asked
+        own = self.penalise_prompt
         proc = GrammarLogitsProcessor(grammar, "numpy", eos_ids={self.llm.token_eos()}, max_tokens=max_tokens,
-                                      vocab_size=self.tokenizer_info().ll.vocab_size, on_token=hook)
-        kw = dict(max_tokens=max_tokens, temperature=temperature, repeat_penalty=repetition_penalty)
+                                      vocab_size=self.tokenizer_info().ll.vocab_size, on_token=hook,
+                                      penalty=None if own else generated_tokens_penalty(repetition_penalty))
+        kw = dict(max_tokens=max_tokens, temperature=temperature, repeat_penalty=repetition_penalty if own else 1.0)
         with self._lock:
             self.llm.set_seed(seed)
             try:

@@ -167,6 +167,29 @@ class GrammarLogitsProcessor(OutlinesLogitsProcessor):
         return x - top - np.log(np.sum(np.exp(x - top), axis=-1, keepdims=True))
 
 
+def generated_tokens_penalty(penalty: float) -> Callable[[int], Callable[[Any, Any], Any]] | None:
+    """A repetition penalty over the generated tokens only, for numpy logits (llama.cpp): a token already generated
+    has its logit divided by `penalty` (multiplied when negative), as transformers' `RepetitionPenaltyLogitsProcessor`
+    does with `prompt_ignore_length`. llama.cpp's own `repeat_penalty` also punishes the prompt's tokens, i.e. the
+    input's words that an extraction must copy. None for 1.0 (no penalty)."""
+    if penalty == 1.0:
+        return None
+
+    def for_prompt(width: int) -> Callable[[Any, Any], Any]:
+        import numpy as np
+
+        def apply(input_ids: Any, logits: Any) -> Any:
+            for i in range(logits.shape[0]):
+                seen = np.unique(np.asarray(input_ids[i, width:], dtype=np.int64))
+                seen = seen[seen < logits.shape[1]]
+                if seen.size:
+                    values = logits[i, seen]
+                    logits[i, seen] = np.where(values < 0, values * penalty, values / penalty)
+            return logits
+        return apply
+    return for_prompt
+
+
 def _pad(row: Any, width: int, torch_tensors: bool) -> Any:
     if torch_tensors:
         import torch

@@ -108,3 +108,17 @@ def test_a_program_result_keeps_the_generation_s_tokens(tiny_backend):
     for r in out:
         if isinstance(r, Result):
             assert len(r.token_logprobs) == len(r.token_ids) > 0
+
+
+def test_the_numpy_penalty_punishes_generated_tokens_only():
+    from openfirst.compiler.backends.logits import generated_tokens_penalty
+
+    assert generated_tokens_penalty(1.0) is None
+    apply = generated_tokens_penalty(2.0)(3)  # a 3-token prompt
+    ids = np.array([[5, 6, 7, 7, 1]])  # prompt 5 6 7, then generated 7 and 1
+    logits = np.array([[4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, -4.0]])
+    out = apply(ids, logits.copy())
+    assert out[0, 1] == 2.0  # generated: divided by the penalty
+    assert out[0, 7] == -8.0  # negative: multiplied
+    assert out[0, 5] == 4.0 and out[0, 6] == 4.0  # the prompt's own tokens are left alone
+    assert (out[0, [0, 2, 3, 4]] == 4.0).all()
