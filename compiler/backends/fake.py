@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from openfirst.compiler.backends.base import AsyncBackend, Generation, RequestBackend
+from openfirst.compiler.backends.isolated import EngineSpec
 from openfirst.compiler.backends.pricing import Price
 from openfirst.compiler.errors import CompilerError
 
@@ -50,3 +52,14 @@ class ScriptedBackend(RequestBackend, AsyncBackend):
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         return self.generate(conversations, constraint, max_tokens, temperature, repetition_penalty)
+
+
+@dataclass
+class ScriptedEngineSpec(EngineSpec):
+    """FAKE: an isolated engine process whose backend answers from a script (fault injection for
+    `IsolatedBackend`: e.g. an `EngineCrashed` reply, as vLLM's backend reports a dead engine core)."""
+
+    replies: list = field(default_factory=list)
+
+    def load(self) -> ScriptedBackend:
+        return ScriptedBackend(self.replies, name=self.kind)

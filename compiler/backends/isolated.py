@@ -5,8 +5,9 @@ engine core that exits). `IsolatedBackend` loads the real backend in a spawned c
 `generate` call over a pipe; the grammar is compiled in this process (for a tokenizer loaded here without the
 weights) and recompiled by the child from its schema, cached by key. When the child dies mid-request, the request
 gets a typed, retryable `EngineCrashed` naming the signal, the engine is restarted in the background, `health()`
-says `restarting` until it is back, and the next request waits for it. vLLM's own engine core dying
-(`EngineDeadError`) ends the child the same way, so every local engine behaves alike.
+says `restarting` until it is back, and the next request waits for it. vLLM's own engine core dying (seen by a
+watchdog, or reported by the backend as `EngineCrashed`) ends the child the same way, so every local engine behaves
+alike.
 """
 
 from __future__ import annotations
@@ -354,12 +355,13 @@ def engine_main(conn: Any, spec: EngineSpec, parent_pid: int) -> None:
                                     repetition_penalty=penalty, **kw)
         except CompilerError as exc:
             gens = [Generation.failed(exc, backend.model_name) for _ in convs]
-        except Exception as exc:  # noqa: BLE001 - an engine error is this request's, typed; a dead engine ends us
-            if _engine_dead(exc):
-                send(("engine-dead", f"its engine core died ({type(exc).__name__}: {str(exc)[:200]})"))
-                os._exit(_DEAD_ENGINE_EXIT)
+        except Exception as exc:  # noqa: BLE001 - an engine error is this request's, typed
             err = BackendError(f"{backend.name} {backend.model_name} failed: {type(exc).__name__}: {exc}")
             gens = [Generation.failed(err, backend.model_name) for _ in convs]
+        dead = next((g.error for g in gens if isinstance(g.error, EngineCrashed)), None)
+        if dead is not None:  # the backend says its engine is gone (vLLM's EngineDeadError): a restart brings it back
+            send(("engine-dead", dead.message))
+            os._exit(_DEAD_ENGINE_EXIT)
         send(("done", [_plain_generation(g) for g in gens]))
     backend.close()
 
@@ -428,11 +430,6 @@ def _grammar(backend: Any, ref: GrammarRef, cache: dict[str, Any]) -> Any:
 
         cache[ref.key] = make_compiler(ref.engine, backend.tokenizer_info()).compile(ref.schema, ref.report)
     return cache[ref.key]
-
-
-def _engine_dead(exc: BaseException) -> bool:
-    """vLLM's engine core is gone (its `EngineDeadError`, or the client's own words for it)."""
-    return type(exc).__name__ == "EngineDeadError" or "EngineCore" in str(exc) and "died" in str(exc)
 
 
 def _describe(backend: Any) -> dict[str, Any]:

@@ -89,3 +89,21 @@ def test_sigsegv_mid_request_is_a_retryable_engine_crash_and_the_next_request_is
     assert isinstance(again, Result), again
     health = isolated.health()
     assert health["state"] == "ok" and health["restarts"] == 1 and isolated.pid not in (None, pid)
+
+
+def test_a_backend_reporting_its_engine_dead_ends_the_child_and_the_engine_restarts():
+    """vLLM's backend turns its EngineDeadError into EngineCrashed; the child must not stay up with a dead engine
+    (every later request would fail): it exits, the request gets EngineCrashed, and a fresh child starts."""
+    from openfirst.compiler.backends.fake import ScriptedEngineSpec
+
+    spec = ScriptedEngineSpec("vllm", replies=[EngineCrashed("vLLM's engine core died", retryable=False)])
+    backend = IsolatedBackend(spec)
+    try:
+        first_pid = backend.pid
+        gen = backend.generate([[{"role": "user", "content": "hi"}]], {"schema": {}}, 8)[0]
+        assert isinstance(gen.error, EngineCrashed) and gen.error.retryable
+        assert "engine core died" in str(gen.error) and backend.crashes == 1
+        assert backend._back.wait(60) and backend.health()["state"] == "ok"
+        assert backend.restarts == 1 and backend.pid not in (None, first_pid)
+    finally:
+        backend.close()
