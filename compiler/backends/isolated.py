@@ -16,7 +16,9 @@ import atexit
 import logging
 import multiprocessing
 import os
+import re
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -332,7 +334,7 @@ def engine_main(conn: Any, spec: EngineSpec, parent_pid: int) -> None:
         with send_lock:
             conn.send(message)
 
-    conn.send(("ready", backend.model_name, _describe(backend)))
+    conn.send(("ready", backend.model_name, engine_facts(backend)))
     watch_engine_processes(lambda why: send(("engine-dead", why)))
     grammars: dict[str, Any] = {}
     while True:
@@ -432,13 +434,22 @@ def _grammar(backend: Any, ref: GrammarRef, cache: dict[str, Any]) -> Any:
     return cache[ref.key]
 
 
-def _describe(backend: Any) -> dict[str, Any]:
-    """What the engine runs with (for health and doctor): threads, dtype."""
-    out: dict[str, Any] = {"pid": os.getpid()}
+def engine_facts(backend: Any) -> dict[str, Any]:
+    """What a loaded engine computes with, for /healthz and `openfirst doctor`: `dtype` (a GGUF's quantisation,
+    the transformers model's dtype, vLLM's dtype) and `threads` (llama.cpp's own, else torch's where torch is
+    loaded); a key is left out where the engine does not say."""
+    out: dict[str, Any] = {}
+    if backend.name == "llama.cpp":
+        quant = re.search(r"(?i)(I?Q\d\w*|BF16|F16|F32)\.gguf$", str(getattr(backend.llm, "model_path", "")))
+        out["dtype"] = f"GGUF {quant.group(1).upper()}" if quant else "GGUF"
+    elif backend.name == "transformers":
+        out["dtype"] = str(backend.model.dtype).removeprefix("torch.")
+    elif getattr(backend, "dtype", None):
+        out["dtype"] = backend.dtype
     if getattr(backend, "threads", None):
         out["threads"] = backend.threads
-    if getattr(backend, "dtype", None):
-        out["dtype"] = backend.dtype
+    elif "torch" in sys.modules:
+        out["threads"] = sys.modules["torch"].get_num_threads()
     return out
 
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
-from openfirst.compiler.backends.isolated import ENGINES, EngineSpec, signal_name
+from openfirst.compiler.backends.isolated import ENGINES, EngineSpec, engine_facts, signal_name
 
 MARK = "OPENFIRST_PROBE "  # the result line, told apart from what engines print
 # the distribution that provides each engine (the first one installed is reported)
@@ -122,7 +122,7 @@ def _run(engine: str, max_tokens: int) -> ProbeResult:
     answer = Program(as_task(spec), backend).run_many([text])[0]
     return ProbeResult(engine, "ok", "", None, model=backend.model_name, load_s=round(load_s, 2),
                        ttft_s=round(ttft, 3), tokens=tokens, tokens_per_s=None if rate is None else round(rate, 1),
-                       dtype=_dtype(backend), threads=_threads(backend),
+                       **engine_facts(backend),
                        extraction=answer.output.model_dump() if isinstance(answer, Result) else None)
 
 
@@ -143,28 +143,6 @@ def _timed(backend: Any, max_tokens: int) -> tuple[float | None, float, Any]:
     ttft = time.perf_counter() - t1
     tokens = gen.completion_tokens
     return ((tokens - 1) / (total - ttft) if tokens > 1 and total > ttft else None), ttft, gen
-
-
-def _dtype(backend: Any) -> str | None:
-    if backend.name == "llama.cpp":
-        import re
-
-        quant = re.search(r"(?i)(I?Q\d\w*|BF16|F16|F32)\.gguf$", str(getattr(backend.llm, "model_path", "")))
-        return f"GGUF {quant.group(1).upper()}" if quant else "GGUF"
-    if backend.name == "transformers":
-        return str(backend.model.dtype).removeprefix("torch.")
-    return getattr(backend, "dtype", None)
-
-
-def _threads(backend: Any) -> int | None:
-    if getattr(backend, "threads", None):
-        return backend.threads
-    try:
-        import torch
-
-        return torch.get_num_threads()
-    except ImportError:
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:
