@@ -49,12 +49,17 @@ class EngineSpec:
     def constraint(self) -> str:
         return "request" if self.kind == "vllm" else "grammar"
 
+    @property
+    def gguf(self) -> str | None:
+        """llama.cpp's GGUF path, None for the embedded one."""
+        return None if self.model == "smollm2" else self.model
+
     def load(self) -> Backend:
         """The real backend, in this process (the child calls it)."""
         if self.kind == "llama.cpp":
             from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
 
-            return LlamaCppBackend.load(None if self.model == "smollm2" else self.model, **self.options)
+            return LlamaCppBackend.load(self.gguf, **self.options)
         if self.kind == "transformers":
             from openfirst.compiler.backends.transformers_local import TransformersBackend
 
@@ -66,23 +71,20 @@ class EngineSpec:
     def tokenizer(self) -> tuple[Any, Any]:
         """(TokenizerInfo for the grammar compiler, a tokenizer with `decode`) loaded without the weights."""
         if self.kind == "llama.cpp":
-            from openfirst.compiler.backends.llamacpp_local import Detokenizer, gguf_path, gguf_tokenizer_info, \
-                load_vocab
+            from openfirst.compiler.backends.llamacpp_local import Detokenizer, gguf_tokenizer_info, load_vocab
 
-            vocab = load_vocab(None if self.model == "smollm2" else self.model)
-            return gguf_tokenizer_info(vocab, gguf_path(None if self.model == "smollm2" else self.model)[1]), \
-                Detokenizer(vocab)
+            vocab, name = load_vocab(self.gguf)
+            return gguf_tokenizer_info(vocab, name), Detokenizer(vocab)
         from transformers import AutoTokenizer
 
-        from openfirst.compiler.backends.transformers_local import SMOLLM2, smollm2_weights_dir
+        from openfirst.compiler.backends.transformers_local import model_source
         from openfirst.compiler.tokenizer import tokenizer_info
 
-        path = str(smollm2_weights_dir()) if self.model == SMOLLM2 else self.model
+        path, name = model_source(self.model)
         try:
             tok = AutoTokenizer.from_pretrained(path)
         except OSError as exc:
             raise BackendError(f"cannot load the tokenizer of {self.model!r}: {exc}") from exc
-        name = "SmolLM2-135M-Instruct" if self.model == SMOLLM2 else self.model
         return tokenizer_info(tok, name), tok
 
 

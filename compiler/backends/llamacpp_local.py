@@ -66,12 +66,12 @@ def gguf_tokenizer_info(llm: Any, name: str) -> TokenizerInfo:
     return TokenizerInfo(None, ll, hashlib.sha256(pieces).hexdigest(), name)
 
 
-def load_vocab(model_path: str | Path | None = None) -> Any:
-    """The GGUF's vocabulary alone (`vocab_only`): tokenizes and detokenizes, never decodes."""
+def load_vocab(model_path: str | Path | None = None) -> tuple[Any, str]:
+    """(the GGUF's vocabulary alone (`vocab_only`: tokenizes and detokenizes, never decodes), the model's name)."""
     from llama_cpp import Llama
 
-    path, _ = gguf_path(model_path)
-    return Llama(str(path), vocab_only=True, verbose=False)
+    path, name = gguf_path(model_path)
+    return Llama(str(path), vocab_only=True, verbose=False), name
 
 
 class Detokenizer:

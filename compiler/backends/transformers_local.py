@@ -52,6 +52,13 @@ def smollm2_weights_dir() -> Path:
     return out
 
 
+def model_source(name: str) -> tuple[str, str]:
+    """(what transformers loads, the model's name): `smollm2` is the embedded model's converted weights."""
+    if name == SMOLLM2:
+        return str(smollm2_weights_dir()), "SmolLM2-135M-Instruct"
+    return name, name
+
+
 class TransformersBackend(GrammarBackend):
     """Batched generation through outlines (`outlines.from_transformers`): transformers' own `generate` (its KV
     cache, its repetition penalty) with openfirst's grammar as the logits processor, one matcher per row."""
@@ -78,13 +85,13 @@ class TransformersBackend(GrammarBackend):
         """`smollm2` (embedded default) or any local transformers model folder / Hub name."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        path = str(smollm2_weights_dir()) if name == SMOLLM2 else name
+        path, model_name = model_source(name)
         try:
             model = AutoModelForCausalLM.from_pretrained(path)
             tok = AutoTokenizer.from_pretrained(path)
         except OSError as exc:
             raise BackendError(f"cannot load model {name!r}: {exc}", hint="pass a local model folder") from exc
-        return cls(model, tok, "SmolLM2-135M-Instruct" if name == SMOLLM2 else name, device)
+        return cls(model, tok, model_name, device)
 
     def tokenizer_info(self):
         if self._info is None:
