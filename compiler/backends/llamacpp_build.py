@@ -69,7 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m openfirst.compiler.backends.llamacpp_build",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="check the installed build (portable, decodes)")
+    parser.add_argument("--portable", action="store_true",
+                        help="exit 0 when llama-cpp-python is installed and its build is portable, else 1 (silent; "
+                             "needs nothing of openfirst installed: .ci/build_llamacpp runs this file by path)")
     args = parser.parse_args(argv)
+    if args.portable:
+        try:
+            return 1 if beyond_portable(compiled_features(system_info())) else 0
+        except ImportError:
+            return 1
     if not args.check:
         print(system_info())
         return 0

@@ -43,3 +43,13 @@ def test_the_installed_llamacpp_build_reports_no_instruction_set_beyond_the_port
     info = system_info()
     assert "AVX2 = 1" in info, info
     assert beyond_portable(compiled_features(info)) == [], info
+
+
+def test_the_portable_check_the_build_script_runs_refuses_a_native_build(monkeypatch):
+    from openfirst.compiler.backends import llamacpp_build
+
+    monkeypatch.setattr(llamacpp_build, "system_info", lambda: NATIVE_AMX)
+    assert llamacpp_build.main(["--portable"]) == 1  # .ci/build_llamacpp rebuilds
+    monkeypatch.setattr(llamacpp_build, "system_info", lambda: PORTABLE)
+    assert llamacpp_build.main(["--portable"]) == 0  # kept
+    assert '"$PY" compiler/backends/llamacpp_build.py --portable' in (ROOT / ".ci" / "build_llamacpp").read_text()
