@@ -30,8 +30,9 @@ def register(sub) -> None:
                         "time, starts in a second) or transformers in process; auto (default): llama.cpp for one "
                         "text, vllm for --input files")
     e.add_argument("--model", default="smollm2",
-                   help="smollm2 (embedded default), a Hugging Face id, a local model folder, or a .gguf file for "
-                        "llama.cpp")
+                   help="smollm2 (embedded default), a Hugging Face id, a local model folder, a .gguf file for "
+                        "llama.cpp, or a tuned model's folder (openfirst finetune --out: served on every engine, "
+                        "for the task it was tuned on)")
     e.add_argument("--text-field", default="text", help="the input field holding the text (default text)")
     e.add_argument("--max-tokens", type=int, default=512, help="most output tokens per attempt (default 512)")
     e.add_argument("--max-retries", type=int, default=2, help="retries with the validation error as feedback (default 2)")
@@ -41,12 +42,14 @@ def register(sub) -> None:
     e.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
     e.add_argument("--repetition-penalty", type=float, default=1.3,
                    help="> 1 discourages repeated tokens (default 1.3: at 1.0 small models loop until max_tokens); "
-                        "llama.cpp and transformers apply it to the generated tokens only, vLLM to the prompt too")
+                        "applied to the generated tokens only (the input's words stay free to copy) on llama.cpp, "
+                        "transformers and in-process vLLM")
     e.add_argument("--engine", choices=["llguidance", "xgrammar"], default="llguidance", help="grammar engine for in-process models (default llguidance)")
     # defaults None: ProgramOptions' own defaults apply (tests/compiler/test_cli.py checks these help texts)
-    e.add_argument("--schema-in-prompt", choices=["outline", "json-schema"], default=None,
-                   help="how the prompt describes the output: a keyword-free outline, or the raw JSON Schema "
-                        "(default outline; benchmarks/results/small-model-guards.md)")
+    e.add_argument("--schema-in-prompt", choices=["outline", "json-schema", "none"], default=None,
+                   help="how the prompt describes the output: a keyword-free outline, the raw JSON Schema, or none "
+                        "(the instructions only: for a model tuned on the task) (default outline; "
+                        "benchmarks/results/small-model-guards.md)")
     e.add_argument("--examples-in-prompt", choices=["marked", "turns"], default=None,
                    help="few-shot examples as chat turns, or marked in the system prompt as format only "
                         "(default turns)")
@@ -116,6 +119,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
         raise TaskSpecError("--batch-size must be at least 1")
     task = _task(args)
     options = _options(args)
+    from openfirst.finetune.serving import tuned_task
+
+    task, options = tuned_task(args.model, task, options, frozenset(
+        {"schema_in_prompt"} if args.schema_in_prompt is not None else ()))
     text = sys.stdin.read() if args.text == "-" else args.text
     if text is not None and not text.strip():
         raise TaskSpecError("the text to extract from is empty")

@@ -29,7 +29,8 @@ class ProgramOptions(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=5.0)
     repetition_penalty: float = Field(
         1.3, ge=1.0, le=3.0, description="> 1 discourages repeated tokens: over the generated tokens only on "
-        "llama.cpp and transformers (the input's words stay free to copy), over prompt and output on vLLM and servers. "
+        "llama.cpp, transformers and in-process vLLM (the input's words stay free to copy), over prompt and output on "
+        "servers. "
         "1.3 by measurement: at 1.0 the embedded model looped until max_tokens on 5 of 11 example inputs; on "
         "llama.cpp, 1.3 on generated tokens only matched 7/27 labelled fields and 24/25 MaskBench schemas, against "
         "6/27 and 22/25 with llama.cpp's own penalty over the prompt too (benchmarks/results/decode-penalty.md)")

@@ -103,6 +103,8 @@ def llm_kwargs(options: VLLMOptions) -> dict[str, Any]:
         "enforce_eager": options.enforce_eager,
         "seed": options.seed,
         "structured_outputs_config": {"backend": options.structured_backend, "disable_any_whitespace": True},
+        # the repetition penalty over generated tokens only (vLLM's own counts the prompt's: the input's words)
+        "logits_processors": [generated_tokens_penalty_class()],
     }
     if options.max_model_len is not None:
         kw["max_model_len"] = options.max_model_len
@@ -111,12 +113,24 @@ def llm_kwargs(options: VLLMOptions) -> dict[str, Any]:
 
 
 def sampling_kwargs(schema: dict[str, Any], max_tokens: int, temperature: float = 0.0,
-                    repetition_penalty: float = 1.0) -> dict[str, Any]:
+                    repetition_penalty: float = 1.0, penalise_prompt: bool = False) -> dict[str, Any]:
     """Keyword arguments of `vllm.SamplingParams`; `structured_outputs` holds StructuredOutputsParams' fields.
     `logprobs: 0`: each chosen token's log-probability (vLLM applies the grammar's bitmask to the logits before
-    its sampler, so they are under the mask: forced tokens come back at 0.0)."""
-    return {"max_tokens": max_tokens, "temperature": temperature, "repetition_penalty": repetition_penalty,
-            "logprobs": 0, "structured_outputs": {"json": schema, "disable_any_whitespace": True}}
+    its sampler, so they are under the mask: forced tokens come back at 0.0). The repetition penalty goes to
+    openfirst's processor over the generated tokens only (`vllm_penalty`), not to vLLM's, which counts the prompt
+    (`penalise_prompt=True`: vLLM's own, for comparison)."""
+    from openfirst.compiler.backends.vllm_penalty import EXTRA_ARG
+
+    own, ours = (repetition_penalty, 1.0) if penalise_prompt else (1.0, repetition_penalty)
+    return {"max_tokens": max_tokens, "temperature": temperature, "repetition_penalty": own,
+            "extra_args": {EXTRA_ARG: ours}, "logprobs": 0,
+            "structured_outputs": {"json": schema, "disable_any_whitespace": True}}
+
+
+def generated_tokens_penalty_class() -> type:
+    from openfirst.compiler.backends.vllm_penalty import GeneratedTokensPenalty
+
+    return GeneratedTokensPenalty
 
 
 def vllm_sampling_params(kwargs: dict[str, Any]) -> Any:
@@ -146,6 +160,7 @@ class VLLMOfflineBackend(RequestBackend):
         self.make_params = make_params
         self._eos: set[int] | None = None
         self.dtype: str | None = None  # what the engine computes in (set by `load`)
+        self.penalise_prompt = False  # True: vLLM's own repetition penalty, over the prompt's tokens too
 
     @classmethod
     def load(cls, options: VLLMOptions | None = None) -> "VLLMOfflineBackend":
@@ -174,7 +189,7 @@ class VLLMOfflineBackend(RequestBackend):
 
     def generate(self, conversations: Sequence[list[dict[str, str]]], constraint: dict[str, Any] | None,
                  max_tokens: int, temperature: float = 0.0, repetition_penalty: float = 1.0) -> list[Generation]:
-        kw = sampling_kwargs(constraint or {}, max_tokens, temperature, repetition_penalty)
+        kw = sampling_kwargs(constraint or {}, max_tokens, temperature, repetition_penalty, self.penalise_prompt)
         if constraint is None:
             kw.pop("structured_outputs")
         convs = [list(c) for c in conversations]

@@ -80,3 +80,33 @@ def test_the_cpu_dtype_follows_the_cpu(monkeypatch, flags, dtype):
     options = VLLMOptions.for_this_machine()
     assert options.dtype == dtype and options.enforce_eager and options.cpu_reserved_cores == 0
     assert VLLMOptions.for_this_machine(dtype="float32").dtype == "float32"  # an explicit choice wins
+
+
+def test_the_repetition_penalty_goes_to_the_generated_tokens_only_processor():
+    llm = RecordingLLM(['{"label":"spam"}'])
+    backend = VLLMOfflineBackend(llm, "m", make_params=lambda kw: kw)
+    Program(compile_task(Label), backend, ProgramOptions(max_tokens=8, repetition_penalty=1.3)).run_many(["x"])
+    params = llm.calls[0][1]
+    assert params["repetition_penalty"] == 1.0 and params["extra_args"] == {"openfirst_generated_penalty": 1.3}
+    backend.penalise_prompt = True  # vLLM's own, over the prompt too: kept for comparison
+    Program(compile_task(Label), backend, ProgramOptions(max_tokens=8, repetition_penalty=1.3)).run_many(["x"])
+    assert llm.calls[1][1]["repetition_penalty"] == 1.3 and llm.calls[1][1]["extra_args"] == {
+        "openfirst_generated_penalty": 1.0}
+
+
+def test_the_vllm_penalty_processor_touches_generated_tokens_only():
+    pytest.importorskip("vllm")
+    import torch
+
+    from openfirst.compiler.backends.vllm_penalty import GeneratedTokensPenalty
+
+    class Params:
+        extra_args = {"openfirst_generated_penalty": 2.0}
+
+    proc = GeneratedTokensPenalty.__new__(GeneratedTokensPenalty)  # the per-request part needs no engine config
+    apply = proc.new_req_logits_processor(Params())
+    logits = torch.tensor([4.0, -4.0, 4.0, 1.0])
+    out = apply([0, 1, 1], logits.clone())
+    assert out.tolist() == [2.0, -8.0, 4.0, 1.0]  # token 2 (not generated) untouched, repeats counted once
+    Params.extra_args = {}
+    assert proc.new_req_logits_processor(Params()) is None and not proc.is_argmax_invariant()
