@@ -26,7 +26,7 @@ from openfirst.core.rows import iter_raw_rows
 # keys of one decision record; scripts read them, keep them stable
 RECORD_KEYS = ("id", "time", "endpoint", "task", "query", "query_sha256", "target", "decided_by", "p_success",
                "score", "threshold", "expected_frontier_share", "pin_reasons", "model", "ok", "error", "latency_s",
-               "cost_usd", "query_hmac", "query_truncated", "caller", "confidence")
+               "cost_usd", "query_hmac", "query_truncated", "caller", "confidence", "output")
 DECIDERS = ("router", "privacy", "default", "fallback", "cascade", "policy", "budget")
 
 
@@ -38,7 +38,8 @@ class DecisionLog:
     """Append-only JSONL writer, safe across threads; each record is flushed as it is written.
 
     Private by default: the file is created with mode 0600; the text of a request pinned by the privacy rules is
-    never written; with `store_text=False` no text is written, and the query is identified by an HMAC-SHA256
+    never written, nor its output (the validated answer is written beside the text it came from, for
+    `openfirst finetune --from-decisions`, and under the same rule); with `store_text=False` no text is written, and the query is identified by an HMAC-SHA256
     under `hash_key` (an unkeyed SHA-256 of a short query can be brute-forced), or not at all without a key.
     A stored query is cut at `max_query_chars`. Past `max_bytes` the file rotates (`.1` ... `.{backups}`).
     """
@@ -61,13 +62,15 @@ class DecisionLog:
     def _line(self, rec: dict[str, Any]) -> str:
         rec = dict(rec)
         query = rec.get("query")
-        rec["query"] = rec["query_sha256"] = None
+        output = rec.get("output")
+        rec["query"] = rec["query_sha256"] = rec["output"] = None
         if isinstance(query, str):
             pinned = rec.get("decided_by") == "privacy" or bool(rec.get("pin_reasons"))
             if self.store_text and not pinned:
                 rec["query"] = query[: self.max_query_chars]
                 rec["query_truncated"] = len(query) > self.max_query_chars
                 rec["query_sha256"] = query_digest(query)
+                rec["output"] = output  # the validated answer, with its text only: never for a pinned request
             elif self.hash_key is not None:
                 rec["query_hmac"] = hmac.new(self.hash_key, query.encode("utf-8", "surrogatepass"),
                                              hashlib.sha256).hexdigest()

@@ -125,8 +125,12 @@ class Service:
         self.metrics.watch_drift(self.expected_share, config.router.drift_tolerance)
         self.programs: dict[str, RoutedProgram] = {}
         self.local_only: dict[str, str] = {}  # task -> why the frontier cannot run it
+        from openfirst.finetune.serving import tuned_task
+
+        local_model = getattr(config.local, "model", None)  # a tuned model's folder serves its tasks as trained
         for name, task in tasks.items():
-            programs = {"local": Program(task, backends["local"], config.program)}
+            local_task, local_options = tuned_task(local_model, task, config.program)
+            programs = {"local": Program(local_task, backends["local"], local_options)}
             if "frontier" in backends:
                 try:
                     programs["frontier"] = Program(task, backends["frontier"], config.program)
@@ -414,7 +418,7 @@ class Service:
                 "latency_s": (out["latency_ms"] / 1000 if out and out.get("latency_ms") is not None else total_s),
                 "caller": item.caller,
                 "confidence": _overall(out.get("local_confidence") or out.get("confidence")) if out else None,
-                "cost_usd": out.get("cost_usd") if out else None})
+                "cost_usd": out.get("cost_usd") if out else None, "output": out.get("output") if out else None})
         if self.decision_log is not None:
             self.decision_log.write_many(records)
 
