@@ -30,7 +30,9 @@ def output_json(output: Any) -> Any:
     return output.model_dump(mode="json") if hasattr(output, "model_dump") else output
 
 
-PromptSchema = Literal["outline", "json-schema"]  # how the prompt describes the output
+# how the prompt describes the output; "none": the instructions alone (for a model tuned on the task, which learned
+# the output's shape from its training data; the grammar still enforces it)
+PromptSchema = Literal["outline", "json-schema", "none"]
 ExampleStyle = Literal["marked", "turns"]  # examples in the system prompt, marked; or as chat turns
 
 
@@ -86,9 +88,11 @@ class CompiledTask:
 
     def system_prompt(self, schema_as: PromptSchema = "json-schema", examples_as: ExampleStyle | None = "turns") -> str:
         """Instructions, the output's description (`schema_as`: the raw JSON Schema, or a keyword-free
-        outline), field notes, and with `examples_as="marked"` the examples, marked as showing the format only."""
+        outline, or "none": nothing but "Answer with a single JSON object."), field notes, and with `examples_as="marked"` the examples, marked as showing the format only."""
         lines = [self.instructions.strip(), ""]
-        if schema_as == "outline":
+        if schema_as == "none":
+            lines += ["Answer with a single JSON object."]
+        elif schema_as == "outline":
             lines += ["Answer with a single JSON object and nothing else, shaped like this:", outline(self.json_schema)]
         else:
             lines += ["Answer with a single JSON object and nothing else. It must match this JSON Schema:",
