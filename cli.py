@@ -10,6 +10,7 @@ def build_parser() -> argparse.ArgumentParser:
     from openfirst.cascade import cli as cli_cascade
     from openfirst.compiler import cli as cli_compiler
     from openfirst.compiler import doctor
+    from openfirst.finetune import cli as cli_finetune
     from openfirst.service import cli as cli_service
     from openfirst.router import cli_data, cli_router
 
@@ -25,8 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     cli_router.register_bench(bench_sub)
     cli_compiler.register_bench(bench_sub)
     cli_cascade.register_bench(bench_sub)
+    cli_finetune.register_bench(bench_sub)
     cli_compiler.register(sub)
     doctor.register(sub)
+    cli_finetune.register(sub)
     cli_data.register(sub)
     cli_service.register(sub)
     return parser

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from pathlib import Path
 from typing import Any, Sequence
 
 from pydantic import BaseModel, create_model
@@ -86,11 +87,17 @@ class Extractor:
                  options: ProgramOptions = ProgramOptions(), cascade_threshold: float = 0.0,
                  router_skip: float | None = None):
         self.task = as_task(output, instructions, examples)
+        local_task, local_options = self.task, options
+        if isinstance(local, (str, Path)):  # a tuned model's folder (openfirst finetune): its GGUF on llama.cpp
+            from openfirst.finetune.serving import tuned_backend, tuned_task
+
+            local_task, local_options = tuned_task(local, self.task, options)
+            local = tuned_backend(local)
         self.local = local if local is not None else default_local()
         fail_p = None
         if router is not None:
             fail_p = lambda texts: [1.0 - d.p_success for d in router.route_many(list(texts))]  # noqa: E731
-        self.cascade = Cascade(Program(self.task, self.local, options),
+        self.cascade = Cascade(Program(local_task, self.local, local_options),
                                Program(self.task, frontier, options) if frontier is not None else None,
                                CascadeOptions(threshold=cascade_threshold, router_skip=router_skip), fail_p)
 

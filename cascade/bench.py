@@ -39,9 +39,9 @@ def _records_path(mode: str, k: int, limit: int | None) -> Path:
 def run_local(data: Sequence[IntentData], mode: str, k: int, limit: int | None, backend: Any, embed: Any,
               progress: bool = True, extractive: bool = True, prompt: dict[str, Any] | None = None
               ) -> list[dict[str, Any]]:
-    """Run the local model on the validate utterances; one record per utterance. `prompt`: ProgramOptions'
-    prompt (and decode) settings (default: the raw JSON Schema, the prompt the published results were measured
-    with, and no repetition penalty)."""
+    """Run the local model on the validate utterances; one record per utterance. `mode`: fixed or similar examples,
+    or none (a tuned model). `prompt`: ProgramOptions' prompt (and decode) settings (default: the raw JSON Schema,
+    the prompt the published results were measured with, and no repetition penalty)."""
     from tqdm.auto import tqdm
 
     from openfirst.compiler.grammar import GrammarCompiler
@@ -57,7 +57,9 @@ def run_local(data: Sequence[IntentData], mode: str, k: int, limit: int | None, 
     for d in data:
         model = slot_model(d)
         utterances = d.validate[:limit]
-        if mode == "fixed":
+        if mode == "none":  # a tuned model: no examples in its prompt
+            shots = [[]] * len(utterances)
+        elif mode == "fixed":
             shots = [covering_examples(d.train, k)] * len(utterances)
         else:
             train_emb, query_emb = embed([u.text for u in d.train]), embed([u.text for u in utterances])

@@ -74,6 +74,12 @@ def load_intent(data_dir: Path, intent: str) -> IntentData:
     return IntentData(intent, [s for s, _ in counts.most_common()], train, validate)
 
 
+def read_full(data_dir: Path, intent: str) -> list[Utterance]:
+    """`train_<Intent>_full.json`: about 2,000 training utterances (the small draws are the first 300 of
+    `train_<Intent>.json`)."""
+    return _read(Path(data_dir) / "snips" / intent / f"train_{intent}_full.json", intent)
+
+
 def load(data_dir: Path, intents: Sequence[str] = INTENTS) -> list[IntentData]:
     return [load_intent(data_dir, i) for i in intents]
 

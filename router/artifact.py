@@ -40,7 +40,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _canonical(obj: Any) -> bytes:
+def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
@@ -61,7 +61,7 @@ def save_artifact(path: Path | str, config: dict[str, Any], arrays: dict[str, np
     blob = buf.getvalue()
     body = dict(config, format=FORMAT, format_version=FORMAT_VERSION, versions=library_versions(),
                 arrays_sha256=hashlib.sha256(blob).hexdigest())
-    body["config_sha256"] = hashlib.sha256(_canonical(body)).hexdigest()
+    body["config_sha256"] = hashlib.sha256(canonical_json(body)).hexdigest()
     key = signing_key()
     if key is not None:
         body["signature"] = _sign(key, body["config_sha256"], body["arrays_sha256"])
@@ -106,7 +106,7 @@ def load_artifact(path: Path | str) -> tuple[dict[str, Any], dict[str, np.ndarra
         raise ArtifactError(f"{path}: {'no' if signature is None else 'a wrong'} signature for this "
                             "OPENFIRST_ARTIFACT_KEY; refusing to load",
                             hint="load only artifacts signed with your key (train with the key set)")
-    if claimed != hashlib.sha256(_canonical(body)).hexdigest():
+    if claimed != hashlib.sha256(canonical_json(body)).hexdigest():
         raise ArtifactError(f"{cfg_file} was modified after training (config checksum mismatch); refusing to load",
                             hint="retrain, or restore the original file")
     blob = arr_file.read_bytes()

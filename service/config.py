@@ -39,7 +39,8 @@ class TransformersLocal(_Strict):
     """An in-process transformers model (CPU or GPU); `smollm2` is the embedded SmolLM2-135M-Instruct."""
 
     kind: Literal["transformers"]
-    model: str = Field("smollm2", min_length=1, description="smollm2 or a transformers model folder")
+    model: str = Field("smollm2", min_length=1, description="smollm2, a transformers model folder, or a tuned "
+                       "model's folder (openfirst finetune --out; its merged weights)")
     device: str | None = None
     isolate: bool = Field(True, description="run the engine in a supervised child process: a native crash costs "
                           "the requests in flight a 503 (EngineCrashed) and the engine restarts, the service stays up")
@@ -51,7 +52,8 @@ class VLLMLocal(_Strict):
     SmolLM2-135M-Instruct. Unset engine settings take this machine's defaults (`VLLMOptions.for_this_machine`)."""
 
     kind: Literal["vllm"]
-    model: str = Field("smollm2", min_length=1, description="smollm2, a Hugging Face id or a local model folder")
+    model: str = Field("smollm2", min_length=1, description="smollm2, a Hugging Face id, a local model "
+                       "folder, or a tuned model's folder (openfirst finetune --out; its merged weights)")
     structured_backend: Literal["guidance", "xgrammar"] = "guidance"
     tensor_parallel_size: int = Field(1, ge=1, le=64)
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
@@ -66,7 +68,8 @@ class LlamaCppLocal(_Strict):
     (Q4_1). The fastest engine here for one request at a time; vLLM is faster once requests batch."""
 
     kind: Literal["llamacpp"]
-    model: str = Field("smollm2", min_length=1, description="smollm2 or the path of a .gguf file")
+    model: str = Field("smollm2", min_length=1, description="smollm2, the path of a .gguf file, or a "
+                       "tuned model's folder (openfirst finetune --out; its GGUF)")
     n_ctx: int = Field(4096, ge=256, le=1_048_576)
     n_threads: int | None = Field(None, ge=1, le=1024)
     isolate: bool = Field(True, description="run the engine in a supervised child process: a native crash costs "

@@ -51,8 +51,19 @@ class EngineSpec:
 
     @property
     def gguf(self) -> str | None:
-        """llama.cpp's GGUF path, None for the embedded one."""
-        return None if self.model == "smollm2" else self.model
+        """llama.cpp's GGUF path, None for the embedded one (a tuned model's folder: its GGUF)."""
+        return None if self.model == "smollm2" else self.weights
+
+    @property
+    def weights(self) -> str:
+        """What the engine loads: `model`, or for a tuned model's folder (openfirst finetune) its part for this
+        engine, checksums verified: the GGUF for llama.cpp, the merged weights for transformers and vLLM."""
+        from openfirst.finetune.artifact import is_tuned_model, load_card
+
+        if not is_tuned_model(self.model):
+            return self.model
+        tuned = load_card(self.model)
+        return str(tuned.gguf if self.kind == "llama.cpp" else tuned.merged)
 
     def load(self) -> Backend:
         """The real backend, in this process (the child calls it)."""
@@ -63,10 +74,10 @@ class EngineSpec:
         if self.kind == "transformers":
             from openfirst.compiler.backends.transformers_local import TransformersBackend
 
-            return TransformersBackend.load(self.model, **self.options)
+            return TransformersBackend.load(self.weights, **self.options)
         from openfirst.compiler.backends.vllm_offline import VLLMOfflineBackend, VLLMOptions
 
-        return VLLMOfflineBackend.load(VLLMOptions.for_this_machine(model=self.model, **self.options))
+        return VLLMOfflineBackend.load(VLLMOptions.for_this_machine(model=self.weights, **self.options))
 
     def tokenizer(self) -> tuple[Any, Any]:
         """(TokenizerInfo for the grammar compiler, a tokenizer with `decode`) loaded without the weights."""
@@ -80,7 +91,7 @@ class EngineSpec:
         from openfirst.compiler.backends.transformers_local import model_source
         from openfirst.compiler.tokenizer import tokenizer_info
 
-        path, name = model_source(self.model)
+        path, name = model_source(self.weights)
         try:
             tok = AutoTokenizer.from_pretrained(path)
         except OSError as exc:
