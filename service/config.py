@@ -42,6 +42,9 @@ class TransformersLocal(_Strict):
     model: str = Field("smollm2", min_length=1, description="smollm2, a transformers model folder, or a tuned "
                        "model's folder (openfirst finetune --out; its merged weights)")
     device: str | None = None
+    task_models: dict[str, str] = Field(default_factory=dict, description="per-task tuned models: task name -> a "
+                                        "tuned model's folder (openfirst finetune --out), each its own engine (the "
+                                        "merged model per task); tasks not named here run on `model`")
     isolate: bool = Field(True, description="run the engine in a supervised child process: a native crash costs "
                           "the requests in flight a 503 (EngineCrashed) and the engine restarts, the service stays up")
     price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
@@ -58,6 +61,9 @@ class VLLMLocal(_Strict):
     tensor_parallel_size: int = Field(1, ge=1, le=64)
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
     max_model_len: int | None = Field(None, ge=16)
+    task_models: dict[str, str] = Field(default_factory=dict, description="per-task tuned models: task name -> a "
+                                        "tuned model's folder (openfirst finetune --out), each its own engine (the "
+                                        "merged model per task); tasks not named here run on `model`")
     isolate: bool = Field(True, description="run the engine in a supervised child process: a native crash costs "
                           "the requests in flight a 503 (EngineCrashed) and the engine restarts, the service stays up")
     price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
@@ -72,6 +78,9 @@ class LlamaCppLocal(_Strict):
                        "tuned model's folder (openfirst finetune --out; its GGUF)")
     n_ctx: int = Field(4096, ge=256, le=1_048_576)
     n_threads: int | None = Field(None, ge=1, le=1024)
+    task_models: dict[str, str] = Field(default_factory=dict, description="per-task tuned models: task name -> a "
+                                        "tuned model's folder (openfirst finetune --out), each its own engine (the "
+                                        "merged model per task); tasks not named here run on `model`")
     isolate: bool = Field(True, description="run the engine in a supervised child process: a native crash costs "
                           "the requests in flight a 503 (EngineCrashed) and the engine restarts, the service stays up")
     price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
@@ -249,6 +258,12 @@ class ServiceConfig(TomlSettings):
         unknown = sorted({t for k in config.auth.keys for t in k.tasks or ()} - set(config.tasks))
         if unknown:
             raise ConfigError(f"invalid configuration in {path}: auth.keys name unknown tasks {unknown}")
+        models = getattr(config.local, "task_models", {})
+        for name, folder in models.items():
+            if not Path(folder).is_absolute():
+                models[name] = str(base / folder)
+        if unknown := sorted(set(models) - set(config.tasks)):
+            raise ConfigError(f"invalid configuration in {path}: local.task_models names unknown tasks {unknown}")
         unknown = sorted(set(config.privacy.pin_tasks + config.privacy.frontier_tasks) - set(config.tasks))
         if unknown:
             raise ConfigError(f"invalid configuration in {path}: privacy.pin_tasks or privacy.frontier_tasks name "

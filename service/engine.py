@@ -127,10 +127,12 @@ class Service:
         self.local_only: dict[str, str] = {}  # task -> why the frontier cannot run it
         from openfirst.finetune.serving import tuned_task
 
-        local_model = getattr(config.local, "model", None)  # a tuned model's folder serves its tasks as trained
         for name, task in tasks.items():
+            # a tuned model's folder serves its tasks as trained; a task may have its own (local.task_models)
+            local_model = getattr(config.local, "task_models", {}).get(name, getattr(config.local, "model", None))
             local_task, local_options = tuned_task(local_model, task, config.program)
-            programs = {"local": Program(local_task, backends["local"], local_options)}
+            local = backends.get(f"local:{name}", backends["local"])
+            programs = {"local": Program(local_task, local, local_options)}
             if "frontier" in backends:
                 try:
                     programs["frontier"] = Program(task, backends["frontier"], config.program)
@@ -150,6 +152,8 @@ class Service:
         for name, task in tasks.items():
             task.name = name
         backends = {"local": local_backend(config)}
+        for name, folder in getattr(config.local, "task_models", {}).items():
+            backends[f"local:{name}"] = local_backend(config, folder)
         if config.frontier is not None:
             frontier = config.frontier.backend("frontier")
             if config.frontier.base_url is None and not frontier.has_api_key:
@@ -447,15 +451,16 @@ def calibrate(router: Any, queries_from: str, share: float) -> tuple[float, Any]
     return threshold, scores
 
 
-def local_backend(config: ServiceConfig) -> Any:
+def local_backend(config: ServiceConfig, model: str | None = None) -> Any:
+    """The configured local engine (on `model` instead of `[local] model` when given: a per-task tuned model)."""
     local = config.local
     if local.kind == "server":
         return local.backend("local")
     from openfirst.compiler.backends.isolated import EngineSpec, IsolatedBackend
     from openfirst.compiler.backends.threaded import ThreadedBackend
 
-    options = local.model_dump(exclude={"kind", "price", "isolate", "model"}, exclude_none=True)
-    spec = EngineSpec("llama.cpp" if local.kind == "llamacpp" else local.kind, local.model, options)
+    options = local.model_dump(exclude={"kind", "price", "isolate", "model", "task_models"}, exclude_none=True)
+    spec = EngineSpec("llama.cpp" if local.kind == "llamacpp" else local.kind, model or local.model, options)
     return ThreadedBackend(IsolatedBackend(spec) if local.isolate else spec.load(), local.price)
 
 

@@ -204,3 +204,27 @@ def test_fine_tuning_from_a_decision_log_never_sees_a_pinned_request(tmp_path, t
                  str(tiny_model_dir), "--epochs", "1", "--no-progress", "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
     assert card["data"]["examples"] == len(unpinned) and "decision log" in card["data"]["sources"][0]
+
+
+def test_per_task_tuned_models_in_the_service(tuned_dir, tiny_model_dir, tmp_path):
+    """`[local] task_models`: the ticket task on its tuned model, the invoice task on the base model, one service."""
+    from openfirst.core.errors import ConfigError
+    from openfirst.service.config import ServiceConfig
+    from openfirst.service.engine import Item, Service
+
+    toml = tmp_path / "openfirst.toml"
+    toml.write_text(f'[tasks]\nticket = "{TASK}"\ninvoice = "{OTHER_TASK}"\n\n[local]\nkind = "transformers"\n'
+                    f'model = "{tiny_model_dir}"\nisolate = false\ntask_models = {{ ticket = "{tuned_dir}" }}\n\n'
+                    f'[program]\nmax_tokens = 30\nmax_retries = 0\n\n[log]\ndecisions = "{tmp_path / "d.jsonl"}"\n')
+    service = Service.from_config(ServiceConfig.from_file(toml))
+    try:
+        ticket, invoice = service.programs["ticket"].programs["local"], service.programs["invoice"].programs["local"]
+        assert ticket.backend is service.backends["local:ticket"] and invoice.backend is service.backends["local"]
+        assert ticket.options.schema_in_prompt == "none" and invoice.options.schema_in_prompt == "outline"
+        body = asyncio.run(service.extract("ticket", [Item("my parcel never arrived")]))[0].body
+        assert body["target"] == "local"
+    finally:
+        service.close()
+    toml.write_text(toml.read_text().replace("ticket = \"" + str(tuned_dir), "nope = \"" + str(tuned_dir)))
+    with pytest.raises(ConfigError, match="task_models names unknown tasks"):
+        ServiceConfig.from_file(toml)
