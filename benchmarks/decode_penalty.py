@@ -23,16 +23,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-SETTINGS = [("1.3 on prompt and output (llama.cpp's repeat_penalty: the default before)", True, 1.3),
-            ("1.3 on generated tokens only (openfirst's processor)", False, 1.3),
-            ("1.1 on generated tokens only", False, 1.1),
-            ("none (1.0)", False, 1.0)]
+SETTINGS = {
+    "llama.cpp": [("1.3 on prompt and output (llama.cpp's repeat_penalty: the default before)", True, 1.3),
+                  ("1.3 on generated tokens only (openfirst's processor)", False, 1.3),
+                  ("1.1 on generated tokens only", False, 1.1),
+                  ("none (1.0)", False, 1.0)],
+    "vllm": [("1.3 on prompt and output (vLLM's repetition_penalty: the default before)", True, 1.3),
+             ("1.3 on generated tokens only (openfirst's vLLM logits processor)", False, 1.3),
+             ("none (1.0)", False, 1.0)]}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--snips-per-intent", type=int, default=10)
+    p.add_argument("--engine", choices=list(SETTINGS), default="llama.cpp",
+                   help="llama.cpp (decode-penalty.*) or vLLM in process (decode-penalty-vllm.*)")
     args = p.parse_args()
     from local_engines import cpu_facts, maskbench_rows
     from small_model_guards import run_maskbench, run_tasks, task_inputs
@@ -43,12 +49,20 @@ def main() -> None:
     from openfirst.router.embeddings import DEFAULT_MODEL, Embedder
     from openfirst.router.public_data import default_data_dir
 
-    backend = LlamaCppBackend.load()
+    if args.engine == "vllm":
+        from openfirst.compiler.backends.vllm_offline import VLLMOfflineBackend
+
+        backend = VLLMOfflineBackend.load()
+        model = f"SmolLM2-135M-Instruct ({backend.dtype}, vLLM's CPU build in process)"
+    else:
+        backend = LlamaCppBackend.load()
+        model = "SmolLM2-135M-Instruct Q4_1 (llama.cpp in process)"
+    stem = "decode-penalty" + ("-vllm" if args.engine == "vllm" else "")
     tasks, schemas = task_inputs(), maskbench_rows(25)
     snips = load(default_data_dir())
     embedder = Embedder(DEFAULT_MODEL, show_progress=False)
     rows = []
-    for name, on_prompt, penalty in SETTINGS:
+    for name, on_prompt, penalty in SETTINGS[args.engine]:
         backend.penalise_prompt = on_prompt
         t0 = time.perf_counter()
         labelled = run_tasks(backend, {"repetition_penalty": penalty}, tasks)
@@ -65,11 +79,11 @@ def main() -> None:
                "seconds": round(time.perf_counter() - t0, 1), "outputs": outputs}
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "outputs"}), flush=True)
-    out = {"command": "bash benchmarks/run_decode_penalty.sh", "hardware": cpu_facts(),
-           "model": "SmolLM2-135M-Instruct Q4_1 (llama.cpp in process)", "rows": rows}
+    command = "bash benchmarks/run_decode_penalty.sh" + (" --engine vllm" if args.engine == "vllm" else "")
+    out = {"command": command, "hardware": cpu_facts(), "model": model, "rows": rows}
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "decode-penalty.json").write_text(json.dumps(out, indent=2) + "\n")
-    lines = ["# Where the repetition penalty applies: labelled extraction on the embedded model (llama.cpp)", "",
+    (args.out_dir / f"{stem}.json").write_text(json.dumps(out, indent=2) + "\n")
+    lines = [f"# Where the repetition penalty applies: labelled extraction on the embedded model ({args.engine})", "",
              f"Command: `{out['command']}`; one run; CPU {out['hardware']['cpu_model']}. Greedy, default prompt "
              "(outline + leak guard), 2 retries. SNIPS: free text, 5 retrieved examples, "
              f"{args.snips_per_intent} validate utterances per intent.", "",
@@ -80,7 +94,7 @@ def main() -> None:
         lines.append(f"| {r['setting']} | {lab['fields_exact']}/{lab['fields']} | {lab['valid']}/{lab['docs']} | "
                      f"{sn['macro_slot_f1']:.3f} | {sn['all_right']}/{sn['utterances']} | "
                      f"{mb['valid']}/{mb['compiled']} | {mb['truncated']} | {r['seconds']} |")
-    (args.out_dir / "decode-penalty.md").write_text("\n".join(lines) + "\n")
+    (args.out_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

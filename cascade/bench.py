@@ -50,7 +50,7 @@ def run_local(data: Sequence[IntentData], mode: str, k: int, limit: int | None, 
 
     # the leak guard is moot here: the span grammar only allows the utterance's own words
     opts = ProgramOptions(**{"max_tokens": 120, "max_retries": 1, "repetition_penalty": 1.0, **(prompt or UNGUARDED)})
-    compiler = GrammarCompiler(backend.tokenizer_info())
+    compiler = GrammarCompiler(backend.tokenizer_info()) if backend.constraint == "grammar" else None
     records = []
     total = sum(len(d.validate[:limit]) for d in data)
     bar = tqdm(total=total, desc=f"SNIPS local ({mode} examples)", unit="utt", disable=not progress)
