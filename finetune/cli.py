@@ -50,7 +50,7 @@ def register(sub) -> None:
 def register_bench(bench_sub) -> None:
     b = bench_sub.add_parser("finetune", help="slot F1 and the cascade's frontier share before and after fine-tuning "
                                               "on SNIPS, and a distillation replay from a decision log")
-    b.add_argument("dataset", choices=["snips"])
+    b.add_argument("dataset", choices=["snips"], help="snips: SNIPS slot filling, 7 intents x 100 test utterances")
     b.add_argument("--per-intent", default="70,300", help="training sizes per intent, comma-separated (default 70,300)")
     b.add_argument("--limit", type=int, default=None, metavar="N", help="at most N validate utterances per intent")
     b.add_argument("--epochs", type=int, default=None,
