@@ -20,6 +20,8 @@ def register(sub) -> None:
     f.add_argument("--from-decisions", type=Path, default=None, metavar="LOG",
                    help="also learn from a service decision log: the inputs the frontier answered, with its validated "
                         "output (pinned inputs are never in a log's text, so never in training data)")
+    f.add_argument("--service-task", default=None, metavar="NAME",
+                   help="with --from-decisions: the task's name in the service's [tasks] (default: the class name)")
     f.add_argument("--out", type=Path, required=True, help="the tuned model's folder")
     f.add_argument("--base", default="smollm2",
                    help="smollm2 (embedded default), a transformers model folder, or a tuned model's folder")
@@ -113,7 +115,8 @@ def load_training_data(args: argparse.Namespace):
     if args.from_decisions is not None:
         if task is None:
             raise ConfigError("--from-decisions needs --task (the task whose frontier answers to learn)")
-        sets.append(ex.read_decisions(args.from_decisions, task, skip_bad_lines=args.skip_bad_lines))
+        sets.append(ex.read_decisions(args.from_decisions, task, skip_bad_lines=args.skip_bad_lines,
+                                      service_task=args.service_task))
         sources.append(f"decision log {args.from_decisions} (the frontier's answers)")
     data = ex.merge(sets)
     if args.limit is not None:

@@ -103,9 +103,10 @@ def read_labelled(path: Path, task: CompiledTask, skip_bad_lines: bool = False) 
 
 
 def read_decisions(path: Path, task: CompiledTask, frontier_model: str | None = None,
-                   skip_bad_lines: bool = False) -> TrainingSet:
+                   skip_bad_lines: bool = False, service_task: str | None = None) -> TrainingSet:
     """The frontier's validated answers in a service decision log: records routed to the frontier (or escalated to
-    it) with stored text and output for this task. Pinned inputs have neither in the log, so they never appear."""
+    it) with stored text and output for this task (`service_task`: its name in the service's [tasks], default the
+    task's own name). Pinned inputs have neither in the log, so they never appear."""
     from openfirst.compiler.errors import CompilerError
     from openfirst.service.decision_log import decision_files
 
@@ -113,13 +114,15 @@ def read_decisions(path: Path, task: CompiledTask, frontier_model: str | None = 
     if not files:
         raise FinetuneError(f"decision log {path} does not exist")
     examples, problems, dropped = [], [], {"not_frontier": 0, "no_text_or_output": 0, "other_task": 0, "failed": 0}
+    name, seen = service_task or task.name, set()
     for f in files:
         for lineno, row, error in iter_raw_rows(f, "jsonl"):
             if error:
                 problems.append((str(f), lineno, error))
                 continue
-            if row.get("task") not in (None, task.name):
+            if row.get("task") not in (None, name):
                 dropped["other_task"] += 1
+                seen.add(str(row.get("task")))
                 continue
             if row.get("target") != "frontier" or (frontier_model and row.get("model") != frontier_model):
                 dropped["not_frontier"] += 1
@@ -139,6 +142,9 @@ def read_decisions(path: Path, task: CompiledTask, frontier_model: str | None = 
             rid = str(row.get("id"))
             examples.append(TrainingExample(task.name, text, out, rid, text, f"{f}:{lineno}"))
     _bad(problems, skip_bad_lines, str(path))
+    if not examples and seen:
+        raise FinetuneError(f"{path} holds no decision for task {name!r}; it holds {', '.join(sorted(seen))}",
+                            hint="pass the name the service serves the task under: --service-task NAME")
     ts = _finish({task.name: task}, examples, problems)
     ts.dropped.update({k: v for k, v in dropped.items() if v})
     return ts

@@ -74,7 +74,6 @@ def test_snips_draws_one_task_per_intent(data_dir):
 
 def test_a_decision_log_gives_only_the_frontiers_validated_answers(tmp_path):
     task = load_task(TASK)
-    task.name = "support_ticket"
     base = {"endpoint": "extract", "task": "support_ticket", "ok": True, "decided_by": "router"}
     log = _jsonl(tmp_path / "decisions.jsonl", [
         {**base, "id": "1", "target": "frontier", "query": "parcel lost", "output": GOOD},
@@ -84,8 +83,10 @@ def test_a_decision_log_gives_only_the_frontiers_validated_answers(tmp_path):
         {**base, "id": "5", "target": "frontier", "query": "failed", "ok": False, "output": None},
         {**base, "id": "6", "target": "frontier", "query": "other", "task": "invoice", "output": {"x": 1}},
         {**base, "id": "7", "target": "frontier", "decided_by": "cascade", "query": "escalated", "output": GOOD}])
-    ts = read_decisions(log, task)
+    ts = read_decisions(log, task, service_task="support_ticket")
     assert [ex.input for ex in ts.examples] == ["parcel lost", "escalated"]
     assert ts.dropped == {"not_frontier": 2, "no_text_or_output": 1, "other_task": 1, "failed": 1}
+    with pytest.raises(FinetuneError, match="--service-task"):
+        read_decisions(log, task)  # the class name, SupportTicket, is not what the service logged
     both = merge([ts, ts])
     assert len(both.examples) == 2 and both.dropped["duplicates"] == 2

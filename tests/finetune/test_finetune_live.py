@@ -19,3 +19,16 @@ def test_a_short_live_fine_tune_lowers_the_held_out_loss(tmp_path, data_dir):
     assert h["examples"] == 4 and h["held_out_loss_after"] < 0.8 * h["held_out_loss_before"]
     assert h["valid_share"] == 1.0
     assert gguf_file_type(tuned.gguf) == "Q8_0" == tuned.card["gguf"]["type"]
+
+    pytest.importorskip("vllm")
+    from openfirst.compiler.backends.isolated import EngineSpec, IsolatedBackend
+    from openfirst.compiler.program import Program, ProgramOptions, Result
+    from openfirst.finetune.serving import tuned_task
+
+    task, options = tuned_task(tuned.path, data.tasks["GetWeather"], ProgramOptions(max_tokens=60))
+    backend = IsolatedBackend(EngineSpec("vllm", str(tuned.path), {"max_model_len": 1024}))
+    try:
+        out = Program(task, backend, options).run_many(["will it rain in Paris tomorrow"])[0]
+    finally:
+        backend.close()
+    assert isinstance(out, Result) and backend.model_name == str(tuned.path)

@@ -1,5 +1,6 @@
 """End to end on the tiny random model: `openfirst finetune` writes adapter, merged weights, GGUF and card; an
-interrupted run resumes from its checkpoint; the artifact serves on llama.cpp, transformers and vLLM, through
+interrupted run resumes from its checkpoint; the artifact serves on llama.cpp and transformers (vLLM: the live
+test, its CPU attention has no kernel for the tiny model's head size of 8), through
 `extract --model`, `Extractor(local=DIR)` and the service; a task it was not tuned on is refused; and fine-tuning
 from a service's decision log never sees a pinned (private) request."""
 
@@ -107,22 +108,6 @@ def test_the_tuned_model_serves_on_the_in_process_engines(tuned_dir, engine):
     assert out.usage["completion_tokens"] > 0  # a random model: it generates under the grammar, right or not
 
 
-def test_the_tuned_model_serves_on_vllm(tuned_dir):
-    pytest.importorskip("vllm")
-    from openfirst.compiler.backends.isolated import EngineSpec, IsolatedBackend
-    from openfirst.compiler.program import Program, ProgramOptions
-    from openfirst.compiler.task import load_task
-    from openfirst.finetune.serving import tuned_task
-
-    task, options = tuned_task(tuned_dir, load_task(TASK), ProgramOptions(max_tokens=40, max_retries=0))
-    backend = IsolatedBackend(EngineSpec("vllm", str(tuned_dir), {"max_model_len": 512}))
-    try:
-        out = Program(task, backend, options).run_many(["my parcel never arrived"])[0]
-    finally:
-        backend.close()
-    assert out.usage["completion_tokens"] > 0 and backend.model_name == str(tuned_dir)
-
-
 def test_extract_and_the_python_api_serve_it_and_refuse_another_task(tuned_dir, capsys):
     from openfirst.cascade.api import Extractor
     from openfirst.compiler.program import ProgramOptions
@@ -200,8 +185,11 @@ def test_fine_tuning_from_a_decision_log_never_sees_a_pinned_request(tmp_path, t
     assert sorted(ex.input for ex in ts.examples) == sorted(unpinned)
     assert not {ex.input for ex in ts.examples} & {t for t, p in zip(pinned, was_pinned) if p}
     out_dir = tmp_path / "distilled"
-    assert main(["finetune", "--task", TASK, "--from-decisions", str(log), "--out", str(out_dir), "--base",
-                 str(tiny_model_dir), "--epochs", "1", "--no-progress", "--json"]) == 0
+    args = ["finetune", "--task", TASK, "--from-decisions", str(log), "--out", str(out_dir), "--base",
+            str(tiny_model_dir), "--epochs", "1", "--no-progress", "--json"]
+    assert main(args) == 2  # the service named the task support_ticket, the class is SupportTicket
+    assert "holds no decision for task 'SupportTicket'; it holds support_ticket" in capsys.readouterr().err
+    assert main(args + ["--service-task", "support_ticket"]) == 0
     card = json.loads(capsys.readouterr().out)
     assert card["data"]["examples"] == len(unpinned) and "decision log" in card["data"]["sources"][0]
 
