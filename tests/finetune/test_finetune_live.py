@@ -31,4 +31,4 @@ def test_a_short_live_fine_tune_lowers_the_held_out_loss(tmp_path, data_dir):
         out = Program(task, backend, options).run_many(["will it rain in Paris tomorrow"])[0]
     finally:
         backend.close()
-    assert isinstance(out, Result) and backend.model_name == str(tuned.path)
+    assert isinstance(out, Result) and backend.model_name.startswith(str(tuned.path))  # its merged weights
