@@ -79,7 +79,7 @@ def main() -> None:
                "seconds": round(time.perf_counter() - t0, 1), "outputs": outputs}
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "outputs"}), flush=True)
-    command = "bash benchmarks/run_decode_penalty.sh" + (" --engine vllm" if args.engine == "vllm" else "")
+    command = " ".join(["bash benchmarks/run_decode_penalty.sh", *sys.argv[1:]]).replace(" --out-dir benchmarks/results", "")
     out = {"command": command, "hardware": cpu_facts(), "model": model, "rows": rows}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{stem}.json").write_text(json.dumps(out, indent=2) + "\n")

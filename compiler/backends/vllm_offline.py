@@ -199,6 +199,10 @@ class VLLMOfflineBackend(RequestBackend):
             err = BackendError(f"vLLM refused the request: {type(exc).__name__}: {str(exc)[:300]}")
             return [Generation.failed(err, self.model_name) for _ in convs]
         except Exception as exc:
+            if any(c.__name__ == "VLLMClientError" for c in type(exc).__mro__):  # e.g. a prompt past max_model_len
+                hint = "shorten the input or raise max_model_len" if "context length" in str(exc) else None
+                err = BackendError(f"vLLM refused the request: {type(exc).__name__}: {str(exc)[:300]}", hint=hint)
+                return [Generation.failed(err, self.model_name) for _ in convs]
             if type(exc).__name__ != "EngineDeadError":
                 raise
             # in this process nothing brings the engine back; an isolated engine (the service's default) restarts

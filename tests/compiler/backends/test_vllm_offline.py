@@ -110,3 +110,26 @@ def test_the_vllm_penalty_processor_touches_generated_tokens_only():
     assert out.tolist() == [2.0, -8.0, 4.0, 1.0]  # token 2 (not generated) untouched, repeats counted once
     Params.extra_args = {}
     assert proc.new_req_logits_processor(Params()) is None and not proc.is_argmax_invariant()
+
+
+class VLLMClientError(Exception):
+    """Named as vLLM's base of request errors (vllm.exceptions), raised by the FAKE engine below."""
+
+
+class VLLMValidationError(VLLMClientError):
+    pass
+
+
+def test_a_request_vllm_refuses_fails_that_batch_with_a_typed_error():
+    """Reproduces a crash: a prompt past max_model_len raised vLLM's VLLMValidationError (not a ValueError) out of
+    `generate`, ending the whole run."""
+    from openfirst.compiler.errors import BackendError
+
+    class TooLong(RecordingLLM):
+        def chat(self, messages, sampling_params, use_tqdm=False):
+            raise VLLMValidationError("This model's maximum context length is 4096 tokens. However, your prompt ...")
+
+    backend = VLLMOfflineBackend(TooLong([]), "m", make_params=lambda kw: kw)
+    (out,) = Program(compile_task(Label), backend, ProgramOptions(max_tokens=8, max_retries=0)).run_many(["x" * 9])
+    assert isinstance(out.error, BackendError) and "context length" in str(out.error)
+    assert "raise max_model_len" in out.error.hint
