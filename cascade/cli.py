@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from openfirst.core.errors import ConfigError
+from openfirst.core.results import write_bench_results
 
 
 def register_bench(bench_sub) -> None:
@@ -42,11 +41,4 @@ def cmd_bench_extraction(args: argparse.Namespace) -> int:
     modes = ["fixed", "similar"] if args.examples == "both" else [args.examples]
     out = run(args.data_dir or default_data_dir(), modes, args.k, args.limit, args.frontier_accuracy, args.fresh,
               not args.no_progress)
-    out["command"] = "openfirst " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("openfirst") else None
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps(out, indent=2) + "\n")
-    md = markdown(out)
-    (args.out_dir / f"{args.name}.md").write_text(md)
-    plot(out, args.out_dir / f"{args.name}.png")
-    print(json.dumps(out, indent=2) if args.json else md)
-    return 0
+    return write_bench_results(out, args.out_dir, args.name, markdown, plot, args.json)

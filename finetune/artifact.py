@@ -25,6 +25,7 @@ from openfirst.compiler.task import CompiledTask
 from openfirst.finetune.errors import FinetuneError, TaskMismatch
 from openfirst.finetune.prompt import TunedPrompt
 from openfirst.router.artifact import canonical_json, signing_key
+from openfirst.router.download import sha256_file as file_sha256
 
 CARD_FILE = "openfirst-model.json"
 FORMAT = "openfirst-tuned-model"
@@ -35,14 +36,6 @@ GGUF_FILE = "model.gguf"
 def schema_hash(task: CompiledTask) -> str:
     """SHA-256 of the task's JSON Schema (canonical JSON): what a tuned model is bound to."""
     return hashlib.sha256(canonical_json(task.json_schema)).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from openfirst.core.errors import ConfigError
+from openfirst.core.results import write_bench_results
 
 
 def register(sub) -> None:
@@ -162,11 +163,4 @@ def cmd_bench_finetune(args: argparse.Namespace) -> int:
     out = run(args.data_dir or default_data_dir(), sizes, args.limit, args.epochs, args.distill,
               args.frontier_accuracy, args.work_dir, args.fresh, not args.no_progress, args.replay_limit,
               args.cascade_threshold)
-    out["command"] = "openfirst " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("openfirst") else None
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps(out, indent=2) + "\n")
-    md = markdown(out)
-    (args.out_dir / f"{args.name}.md").write_text(md)
-    plot(out, args.out_dir / f"{args.name}.png")
-    print(json.dumps(out, indent=2) if args.json else md)
-    return 0
+    return write_bench_results(out, args.out_dir, args.name, markdown, plot, args.json)

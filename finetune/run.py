@@ -4,7 +4,6 @@ card) -> the held-out evaluation of the tuned model on llama.cpp (the engine tha
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -130,7 +129,7 @@ def finetune(data: TrainingSet, out: Path, *, base: str = "smollm2", config: Tra
             score = score_held_out(sample, data.tasks, run)
         card["held_out_metrics"] = {**score.to_dict(), "held_out_loss_before": report.held_out_loss_before,
                                     "held_out_loss_after": report.held_out_loss_after}
-        write_card(out, {k: v for k, v in card.items()})
+        write_card(out, card)
         tuned = load_card(out)
     return tuned
 
@@ -172,7 +171,3 @@ def describe(tuned: TunedModel) -> str:
     lines.append(f"  serve it: openfirst extract --task ... --model {tuned.path}; in the service: [local] model = "
                  f"\"{tuned.path}\"")
     return "\n".join(lines)
-
-
-def card_json(tuned: TunedModel) -> str:
-    return json.dumps(tuned.card, indent=2)
