@@ -40,7 +40,7 @@ def register(sub) -> None:
                    help="training precision (auto: bfloat16 on GPUs that have it, float32 on CPU)")
     f.add_argument("--schema-in-prompt", choices=["none", "outline"], default="none",
                    help="how the tuned model's prompt describes the output (default none: the instructions only; "
-                        "benchmarks/results/finetune-snips.md); serving follows the card")
+                        "shorter prompts, faster training; not compared on accuracy); serving follows the card")
     f.add_argument("--gguf-type", default=None, help="GGUF type for llama.cpp: Q8_0 (default: Q4_1 erased the fine-tune "
                         "on SNIPS, benchmarks/results/finetune-snips.md), F16, F32, Q4_1, ...")
     f.add_argument("--skip-bad-lines", action="store_true", help="leave out bad lines (counted) instead of stopping")
