@@ -1,7 +1,7 @@
 """openfirst: run most LLM work on open models you host, and send to a frontier API only what they would get wrong.
 
 The repository root is this package (see `pyproject.toml`): `openfirst.router` (router/), `openfirst.compiler`
-(compiler/), `openfirst.cascade` (cascade/), `openfirst.service` (service/), `openfirst.core` (core/) and the console
+(compiler/), `openfirst.cascade` (cascade/), `openfirst.pipeline` (pipeline/), `openfirst.service` (service/), `openfirst.core` (core/) and the console
 script `openfirst.cli`. Importing `openfirst` is light: the router and compiler load on first use.
 
     import openfirst
@@ -28,7 +28,7 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     if name in ("extract", "aextract", "Extractor"):
-        from openfirst.cascade import api as extraction
+        from openfirst.pipeline import extractor as extraction
 
         return getattr(extraction, name)
     raise AttributeError(f"module 'openfirst' has no attribute {name!r}")

@@ -24,7 +24,8 @@ from openfirst.compiler.backends.llamacpp_server import LlamaCppServer  # noqa: 
 from openfirst.compiler.backends.openai_compat import OpenAICompatibleBackend  # noqa: E402
 from openfirst.compiler.backends.pricing import Price  # noqa: E402
 from openfirst.compiler.program import UNGUARDED, Program, ProgramOptions, Result  # noqa: E402
-from openfirst.service.routed import RoutedProgram  # noqa: E402
+from openfirst.pipeline import Item, ModelRegistry, Pipeline, RoutingPolicy  # noqa: E402
+from openfirst.router.api import Decision  # noqa: E402
 from openfirst.compiler.task import load_task  # noqa: E402
 from openfirst.compiler.backends.fake_server import Reply, ScriptedServer, completion  # noqa: E402
 
@@ -33,6 +34,17 @@ EXAMPLES = [("support_ticket.py:SupportTicket", "support_tickets.jsonl"), ("invo
             ("meeting_notes.py:MeetingNotes", "meetings.jsonl")]
 LOCAL_PRICE = Price(input_per_mtok=0.02, output_per_mtok=0.04)  # illustrative self-hosting cost of a small model
 FRONTIER_PRICE = Price(input_per_mtok=0.15, output_per_mtok=0.60)  # gpt-4o-mini's list price, for illustration
+
+
+class LengthRouter:
+    """The benchmark's stand-in router: inputs longer than `cut` characters go to the frontier."""
+
+    def __init__(self, cut: int):
+        self.cut = cut
+
+    def route_many(self, texts):
+        return [Decision("frontier" if len(t) > self.cut else "local", None, self.cut, len(t),
+                         f"length {len(t)} vs {self.cut}") for t in texts]
 
 
 def pct(xs, q):
@@ -139,12 +151,14 @@ def routed(local: LlamaCppServer, frontier: LlamaCppServer, max_tokens: int) -> 
                                           name="local")
         frontier_b = OpenAICompatibleBackend(frontier.alias, base_url=frontier.base_url, flavor="llama.cpp",
                                              price=FRONTIER_PRICE, name="frontier")
-        program = RoutedProgram.from_backends(task, {"local": local_b, "frontier": frontier_b},
-                                              ProgramOptions(max_tokens=max_tokens, max_retries=1, **UNGUARDED))
-        inputs = [r["text"] for r in texts]
-        for row, routed in zip(texts, program.run_many(inputs, ["frontier" if len(t) > cut else "local"
-                                                                 for t in inputs])):
-            target, r = routed.target, routed.outcome
+        options = ProgramOptions(max_tokens=max_tokens, max_retries=1, **UNGUARDED)
+        pipeline = Pipeline(ModelRegistry.of(local_b, frontier_b),
+                            {task.name: {"local": Program(task, local_b, options),
+                                         "frontier": Program(task, frontier_b, options)}},
+                            policy=RoutingPolicy(fallback_frontier_to_local=False), router=LengthRouter(cut))
+        outcomes = pipeline.run_sync(task.name, [Item(r["text"]) for r in texts])
+        for row, routed in zip(texts, outcomes):
+            target, r = routed.target, routed.result
             per_request.append({"task": task.name, "id": row.get("id"), "target": target, "model": r.model,
                                 "backend": r.backend, "valid": isinstance(r, Result),
                                 "error": None if isinstance(r, Result) else type(r.error).__name__,

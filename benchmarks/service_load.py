@@ -85,7 +85,7 @@ def anchor_same_process(queries: list[str], router_dir: Path) -> dict:
 
     from openfirst.service.app import serve_in_thread
     from openfirst.service.config import ServiceConfig
-    from openfirst.service.engine import Service
+    from openfirst.service.service import Service
 
     config = ServiceConfig(tasks={"support_ticket": f"{ROOT / 'datasets/tasks/support_ticket.py'}:SupportTicket"},
                            local={"kind": "server", "model": "unused", "base_url": "http://127.0.0.1:9/v1"},

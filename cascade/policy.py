@@ -1,109 +1,13 @@
-"""The cascade: run the local model first, escalate to the frontier when its answer fails validation or a field's
-confidence is below a threshold; optionally a pre-hoc router sends inputs straight to the frontier when it is
-sure the local model would fail (cascade routing). Pinned (private) inputs never escalate.
-
-Every outcome says which stage decided (`decided_by`: router, cascade, privacy, fallback), why (`reason`), and
-carries the local answer's confidence when the local model ran.
-"""
+"""The cascade's operating point: the confidence threshold below which a local answer escalates to the frontier,
+chosen for a frontier share, a budget or a quality target on a labelled sample. The cascade itself is a stage of
+the routed-execution pipeline (`openfirst.pipeline.Pipeline`)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
-
-from openfirst.compiler.confidence import Confidence
-from openfirst.compiler.program import Failure, Program, Result
-
-DecidedBy = Literal["router", "cascade", "privacy", "fallback"]
-
-
-class CascadeOptions(BaseModel):
-    """`threshold`: escalate a local answer whose confidence is below it (0 turns the confidence check off).
-    `scope`: the output's confidence, or the least confident field's. `router_skip`: with a router, inputs whose
-    predicted P(local fails) is at least this go straight to the frontier (None: the router is not consulted)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    threshold: float = Field(0.0, ge=0.0, le=1.0)
-    scope: Literal["output", "field"] = "output"
-    escalate_invalid: bool = True
-    router_skip: float | None = Field(None, ge=0.0, le=1.0)
-
-
-@dataclass
-class CascadeOutcome:
-    result: Result | Failure
-    decided_by: DecidedBy
-    reason: str  # confident | low_confidence | invalid | no_confidence | router_sure | pinned
-    escalated: bool
-    confidence: Confidence | None = None  # the local answer's, when the local model ran
-    local: Result | Failure | None = None
-
-
-def score_of(conf: Confidence | None, scope: str) -> float | None:
-    if conf is None:
-        return None
-    if scope == "field":
-        return min(conf.fields.values(), default=conf.overall)
-    return conf.overall
-
-
-class Cascade:
-    """`local` and `frontier` run the same task; `router_fail_p(texts)` -> P(local fails) per text (optional)."""
-
-    def __init__(self, local: Program, frontier: Program | None, options: CascadeOptions = CascadeOptions(),
-                 router_fail_p: Callable[[Sequence[str]], np.ndarray] | None = None):
-        self.local, self.frontier, self.options = local, frontier, options
-        self.router_fail_p = router_fail_p
-
-    def run_many(self, texts: Sequence[str], pinned: Sequence[bool] | None = None) -> list[CascadeOutcome]:
-        n = len(texts)
-        pinned = list(pinned) if pinned is not None else [False] * n
-        out: list[CascadeOutcome | None] = [None] * n
-        skip = [False] * n
-        if self.router_fail_p is not None and self.options.router_skip is not None and self.frontier is not None:
-            free = [i for i in range(n) if not pinned[i]]
-            if free:
-                p = self.router_fail_p([texts[i] for i in free])
-                for i, pi in zip(free, p):
-                    skip[i] = bool(pi >= self.options.router_skip)
-        run_local = [i for i in range(n) if not skip[i]]
-        local = dict(zip(run_local, self.local.run_many([texts[i] for i in run_local]))) if run_local else {}
-        escalate: dict[int, tuple[DecidedBy, str]] = {i: ("router", "router_sure") for i in range(n) if skip[i]}
-        for i, r in local.items():
-            conf = r.confidence if isinstance(r, Result) else None
-            if pinned[i]:
-                out[i] = CascadeOutcome(r, "privacy", "pinned", False, conf, r)
-                continue
-            reason = self._verdict(r)
-            if reason in ("confident", "no_confidence") or self.frontier is None:
-                out[i] = CascadeOutcome(r, "cascade", reason, False, conf, r)
-            else:
-                escalate[i] = ("cascade", reason)
-        if escalate:
-            order = sorted(escalate)
-            answers = self.frontier.run_many([texts[i] for i in order])
-            for i, f in zip(order, answers):
-                who, reason = escalate[i]
-                mine = local.get(i)
-                if isinstance(f, Failure) and isinstance(mine, Result):  # the frontier failed: the local answer
-                    out[i] = CascadeOutcome(mine, "fallback", reason, False, mine.confidence, mine)
-                else:
-                    conf = mine.confidence if isinstance(mine, Result) else None
-                    out[i] = CascadeOutcome(f, who, reason, True, conf, mine)
-        return out  # type: ignore[return-value]
-
-    def _verdict(self, r: Result | Failure) -> str:
-        if isinstance(r, Failure):
-            return "invalid" if self.options.escalate_invalid else "confident"
-        score = score_of(r.confidence, self.options.scope)
-        if score is None:
-            return "no_confidence"
-        return "low_confidence" if score < self.options.threshold else "confident"
 
 
 def threshold_for_share(confidences: Sequence[float], share: float) -> float:

@@ -158,7 +158,7 @@ def _task(args: argparse.Namespace):
     from openfirst.compiler.task import load_task
 
     if args.schema is not None:
-        from openfirst.cascade.api import as_task
+        from openfirst.compiler.schema_spec import as_task
 
         return as_task(args.schema, args.instructions)
     return load_task(args.task, instructions=args.instructions)

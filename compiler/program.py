@@ -104,10 +104,8 @@ class _Batch:
         """The conversations to send next; empty when every input has its outcome (`absorb` keeps an input
         pending only while it has retries left)."""
         self.attempt += 1
-        task = self.program.task
-        opts = self.program.options
-        return [task.messages(self.texts[i], self.feedback[i], opts.schema_in_prompt,
-                              None if self.without_examples[i] else opts.examples_in_prompt) for i in self.pending]
+        return [self.program.messages(self.texts[i], self.feedback[i], examples=not self.without_examples[i])
+                for i in self.pending]
 
     def absorb(self, gens: list[Generation]) -> None:
         p, opts = self.program, self.program.options
@@ -170,6 +168,13 @@ class Program:
             self.grammar = self.compiler.compile(task.schema, task.report)
         else:
             self.grammar = backend.constraint_for(task)
+
+    def messages(self, text: str, feedback: Sequence[tuple[str, str]] = (), examples: bool = True
+                 ) -> list[dict[str, str]]:
+        """The chat messages this program sends for `text` (its prompt options applied): what runs, what a
+        frontier budget prices, what the Ray path sends."""
+        o = self.options
+        return self.task.messages(text, feedback, o.schema_in_prompt, o.examples_in_prompt if examples else None)
 
     def _generate_kwargs(self) -> dict[str, Any]:
         o = self.options

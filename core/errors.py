@@ -29,6 +29,10 @@ class ConfigError(OpenFirstError):
     """Invalid option or argument combination."""
 
 
+class InvalidRequest(OpenFirstError):
+    """A request's own options cannot be applied (e.g. an operating point on a service without a router)."""
+
+
 class LogFormatError(OpenFirstError):
     """An outcome log has bad lines; `problems` lists (file, line, reason)."""
 

@@ -225,19 +225,21 @@ def _service(local_model: str, backend: Any, tasks: dict, frontier: Any, thresho
     from openfirst.compiler.backends.threaded import ThreadedBackend
     from openfirst.service.config import ServiceConfig
     from openfirst.service.decision_log import DecisionLog
-    from openfirst.service.engine import Service
+    from openfirst.service.service import Service
 
     config = ServiceConfig(local={"kind": "llamacpp", "model": local_model, "isolate": False},
                            routing={"cascade_threshold": threshold})
     log = DecisionLog(log_path) if log_path is not None else None
-    return Service(config, tasks, {"local": ThreadedBackend(backend), "frontier": frontier}, None, log)
+    from openfirst.pipeline import ModelRegistry
+
+    return Service(config, tasks, ModelRegistry.of(ThreadedBackend(backend), frontier), None, log)
 
 
 def replay(service: Any, utterances: Sequence[Any], progress: bool, desc: str) -> dict[str, Any]:
     """Send utterances through the service, one request each; frontier share and utterances all right."""
     from tqdm.auto import tqdm
 
-    from openfirst.service.engine import Item
+    from openfirst.pipeline import Item
 
     right, frontier, bar = [], [], tqdm(total=len(utterances), desc=desc, unit="utt", disable=not progress)
     for u in utterances:

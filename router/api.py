@@ -90,7 +90,8 @@ class Router:
     def route(self, text: str) -> Decision:
         return self.route_many([text])[0]
 
-    def route_many(self, texts: Sequence[str]) -> list[Decision]:
+    def route_many(self, texts: Sequence[str], threshold: float | None = None) -> list[Decision]:
+        """Decisions at `threshold` (None: the artifact's own operating point)."""
         texts = list(texts)
         for i, t in enumerate(texts):
             if not isinstance(t, str) or not t.strip():
@@ -103,7 +104,7 @@ class Router:
         if not texts:
             return []
         score, p = self.scores(self.embedder.encode(texts), texts)
-        return [self._decide(float(s), float(q)) for s, q in zip(score, p)]
+        return [self.decide(float(s), float(q), threshold) for s, q in zip(score, p)]
 
     def scores(self, embeddings: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(routing score, p_success) for precomputed embeddings."""
@@ -123,11 +124,13 @@ class Router:
         """The threshold that sends `share` of these queries (a sample like the expected traffic) to the frontier."""
         return threshold_for_share(self.calibration_scores(queries), share)
 
-    def _decide(self, score: float, p: float) -> Decision:
-        frontier = score >= self.threshold
+    def decide(self, score: float, p_success: float, threshold: float | None = None) -> Decision:
+        """The decision for a routing score at `threshold` (None: the artifact's own operating point)."""
+        t = self.threshold if threshold is None else float(threshold)
+        frontier = score >= t
         what = "z-scored expected frontier gain" if self.scorer.label == "gain" else "z-scored 1 - p_success"
-        reason = f"{what} {score:.4f} {'>=' if frontier else '<'} threshold {self.threshold:.4f}"
-        return Decision("frontier" if frontier else "local", p, self.threshold, score, reason, what)
+        reason = f"{what} {score:.4f} {'>=' if frontier else '<'} threshold {t:.4f}"
+        return Decision("frontier" if frontier else "local", p_success, t, score, reason, what)
 
 
 _threadpools = None

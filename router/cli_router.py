@@ -218,13 +218,12 @@ def cmd_route(args: argparse.Namespace) -> int:
     if args.frontier_share is not None and args.calibration is None:
         raise ConfigError("--frontier-share needs --calibration (queries like the expected traffic)")
     router = Router.load(args.router)
-    if args.threshold is not None:
-        router.threshold = args.threshold
-    elif args.frontier_share is not None:
+    threshold = args.threshold
+    if threshold is None and args.frontier_share is not None:
         from openfirst.router.public_data import load_log_or_public
 
         queries = load_log_or_public(args.calibration, require_local=False).queries
-        router.threshold = router.threshold_for_share(queries, args.frontier_share)
+        threshold = router.threshold_for_share(queries, args.frontier_share)
     items: list[tuple[object, str]] = [(None, t) for t in args.texts]
     if not items:
         if sys.stdin.isatty():
@@ -232,7 +231,7 @@ def cmd_route(args: argparse.Namespace) -> int:
         for lineno, line in enumerate(sys.stdin, 1):
             if line.strip():
                 items.append(_parse_route_line(line, lineno))
-    decisions = router.route_many([t for _, t in items])
+    decisions = router.route_many([t for _, t in items], threshold)
     for (rid, _), d in zip(items, decisions):
         out = d.to_dict() if rid is None else {"id": rid, **d.to_dict()}
         print(json.dumps(out))
@@ -266,14 +265,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     log = load_logs(args)
     embedder = make_embedder(args, router.embedder_spec.model)
     score, _ = router.scores(embedder.encode(log.queries), log.queries)
-    if args.threshold is not None:
-        router.threshold = args.threshold
-    elif args.frontier_share is not None:
+    threshold = router.threshold if args.threshold is None else args.threshold
+    if args.threshold is None and args.frontier_share is not None:
         from openfirst.router.policy import threshold_for_share
 
-        router.threshold = threshold_for_share(score, args.frontier_share)
+        threshold = threshold_for_share(score, args.frontier_share)
     lc, fc = fill_costs(len(log), log.local_cost, log.frontier_cost, *prices(args))
-    share = float(np.mean(score >= router.threshold))
+    share = float(np.mean(score >= threshold))
     table = build_report(score, log.local_score, log.frontier_or_right(), lc, fc, log.queries,
                          Target(kind="frontier_share", value=share))
     # where the operating point comes from: eval sets no target of its own

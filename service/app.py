@@ -14,11 +14,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openfirst.core.errors import ConfigError, InvalidRequest, OpenFirstError
+from openfirst.pipeline import Item, OperatingPoint, RoutedOutcome
+from openfirst.pipeline.outcome import error_body
 from openfirst.service.auth import AuthMiddleware, Caller, caller_of
-from openfirst.service.engine import Item, OperatingPoint, Service, error_body
 from openfirst.service.http_errors import ServiceError, check_text, error_json, status_for, with_deadline
 from openfirst.service.limits import LimitsMiddleware, drain, endpoint_label
-from openfirst.core.errors import ConfigError, OpenFirstError
+from openfirst.service.service import Service
 
 log = logging.getLogger("openfirst.service")
 
@@ -144,7 +146,7 @@ def create_app(service: Service) -> FastAPI:
     async def tasks(request: Request) -> dict[str, Any]:
         caller = caller_of(request)
         return {"tasks": [{"name": name, "instructions": t.instructions, "json_schema": t.json_schema,
-                           "frontier": name in service.programs and "frontier" in service.programs[name].programs,
+                           "frontier": service.runs_on_frontier(name),
                            "pinned_local": name in service.config.privacy.pin_tasks}
                           for name, t in service.tasks.items() if caller is None or caller.may_run(name)]}
 
@@ -161,9 +163,8 @@ def create_app(service: Service) -> FastAPI:
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
         results = [o.body for o in outcomes]
         if body.input is not None:
-            one = outcomes[0]
-            status = 200 if one.error is None else status_for(one.error)
-            return JSONResponse({"task": name, **one.body, "request_latency_ms": latency_ms}, status_code=status)
+            status = 200 if outcomes[0].error is None else status_for(outcomes[0].error)
+            return JSONResponse({"task": name, **results[0], "request_latency_ms": latency_ms}, status_code=status)
         return JSONResponse({"task": name, "results": results, "request_latency_ms": latency_ms,
                              "errors": sum("error" in r for r in results),
                              "cost_usd": _sum_cost(results)})
@@ -173,9 +174,10 @@ def create_app(service: Service) -> FastAPI:
         check_batch(items)
         start = time.perf_counter()
         routes = await with_deadline(service.config.limits.deadline_s, service.route(
-            items, caller=caller_of(request), operating_point=body.operating_point()))
+            items, caller=caller_of(request), point=body.operating_point()))
         latency = time.perf_counter() - start
-        service.record_route("route", items, routes, latency)
+        service.record("route", None, [RoutedOutcome(it, r, model=service.model_of(r.target))
+                                       for it, r in zip(items, routes)], latency)
         out = [{"id": it.id, **r.public(), "model": service.model_of(r.target)} for it, r in zip(items, routes)]
         latency_ms = round(latency * 1000, 3)
         if body.input is not None:
@@ -243,6 +245,11 @@ def _register_errors(app: FastAPI, service: Service) -> None:
         body = error_json(kind, message, "send fewer per request" if too_many else "see the OpenAPI spec at /openapi.json")
         body["error"]["details"] = details
         return JSONResponse(body, status_code=400 if bad_json else 413 if too_many else 422)
+
+    @app.exception_handler(InvalidRequest)
+    async def invalid_options(request: Request, exc: InvalidRequest) -> JSONResponse:
+        service.metrics.errors.labels(_endpoint(request), "invalid_request").inc()
+        return JSONResponse(error_json("invalid_request", exc.message, exc.hint), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

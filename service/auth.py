@@ -19,13 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from openfirst.core.errors import OpenFirstError
-
-class FrontierBudgetExceeded(OpenFirstError):
-    """The caller's frontier budget for today cannot cover this request, and its policy is to refuse (HTTP 429)."""
-
-    retryable = True
-
+from openfirst.service.spending import FrontierBudgetExceeded, Ledger  # noqa: F401 (re-exported)
 
 Endpoint = Literal["extract", "route", "chat", "tasks", "models", "metrics", "health"]
 DEFAULT_ENDPOINTS: list[Endpoint] = ["extract", "chat", "tasks", "models"]
@@ -97,46 +91,6 @@ class RateLimiter:
                 self.tokens -= 1
                 return 0.0
             return (1 - self.tokens) / self.per_second
-
-
-class Ledger:
-    """A key's frontier spend per UTC day: `reserve` the worst case before a call, `settle` with the real cost."""
-
-    def __init__(self, budget: float | None):
-        self.budget = budget
-        self.day = self._today()
-        self.spent = 0.0
-        self.reserved = 0.0
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _today() -> dt.date:
-        return dt.datetime.now(dt.timezone.utc).date()
-
-    def _roll(self) -> None:
-        if self._today() != self.day:
-            self.day, self.spent = self._today(), 0.0
-
-    def reserve(self, worst_case_usd: float) -> bool:
-        with self._lock:
-            self._roll()
-            if self.budget is not None and self.spent + self.reserved + worst_case_usd > self.budget + 1e-12:
-                return False
-            self.reserved += worst_case_usd
-            return True
-
-    def settle(self, reserved_usd: float, cost_usd: float | None) -> None:
-        """Release a reservation and book the real cost (the reservation itself when the cost is unknown)."""
-        with self._lock:
-            self._roll()
-            self.reserved = max(0.0, self.reserved - reserved_usd)
-            self.spent += reserved_usd if cost_usd is None else cost_usd
-
-    def state(self) -> dict[str, Any]:
-        with self._lock:
-            self._roll()
-            return {"day": self.day.isoformat(), "spent_usd": self.spent, "reserved_usd": self.reserved,
-                    "budget_usd": self.budget}
 
 
 @dataclass

@@ -22,9 +22,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from openfirst.compiler.errors import BackendError, CompilerError
-from openfirst.service.engine import Item, OperatingPoint, Route, Service, error_body
+from openfirst.pipeline import Item, OperatingPoint, Route, RoutedOutcome
+from openfirst.pipeline.outcome import error_body
 from openfirst.service.auth import caller_of
 from openfirst.service.http_errors import ServiceError, check_text, with_deadline
+from openfirst.service.service import Service, caller_policy
+from openfirst.service.spending import Spend
 
 ROUTER_MODEL = "openfirst-router"
 # request fields passed on to the backend as they are; anything else is refused (422), not silently dropped
@@ -159,6 +162,50 @@ def register_chat(app: FastAPI, service: Service) -> None:
         messages: list[ChatMessage] = Field(min_length=1, max_length=service.config.limits.max_messages)
 
     async def chat(body: Chat, request: Request, x_openfirst_private: str | None = Header(None)) -> Any:
+        call = ChatCall.read(service, body, request, x_openfirst_private)
+        deadline = service.config.limits.deadline_s
+        route = (await with_deadline(deadline, service.route(
+            [call.item], extra_texts=[call.strings], caller=call.caller, chat=True, point=call.point)))[0]
+        route = call.admit(route)
+        try:
+            if body.stream:
+                return await _stream(call, route)
+            response, route = await with_deadline(deadline, call.open(route))
+        except CompilerError:  # the backend's failure: `open` logged it
+            call.spend.settle_all(None)
+            raise
+        except BaseException as exc:  # the deadline, or shutdown past its grace period: the decision is logged
+            call.spend.settle_all(None)
+            kind = ("cancelled" if isinstance(exc, asyncio.CancelledError) else
+                    exc.body["error"]["type"] if isinstance(exc, ServiceError) else type(exc).__name__)
+            call.record(RoutedOutcome(call.item, route, cut=kind))
+            raise
+        meta = call.finish(route, response.get("model"), response.get("usage"))
+        return JSONResponse({**response, "openfirst": meta}, headers=_headers(meta))
+
+    chat.__annotations__["body"] = Chat  # local to this app (its limit is the config's): set, not resolved
+    app.post("/v1/chat/completions", summary=f"OpenAI-compatible chat, model={ROUTER_MODEL!r} routes it")(chat)
+
+
+class ChatCall:
+    """One chat request on its way through the pipeline's stages: the checked request, what it would send, its
+    frontier reservation (`max_tokens` always set on a frontier call, so the reserved worst case is a bound)."""
+
+    def __init__(self, service: Service, caller: Any, item: Item, sent: dict[str, Any], strings: list[str],
+                 point: OperatingPoint):
+        self.service, self.caller, self.item, self.strings, self.point = service, caller, item, strings, point
+        self.params = {k: sent[k] for k in PASSED_ON if k in sent}  # the checked request's JSON, as it was sent
+        self.messages = sent["messages"]  # the checked request, and nothing else, is what is sent
+        limit = service.config.limits.max_output_tokens
+        self.max_tokens = min(self.params.get("max_completion_tokens") or self.params.get("max_tokens") or limit,
+                              limit)
+        self.prompt_bytes = sum(len(x.encode("utf-8")) + 4 for x in strings) + 16 * len(self.messages)
+        self.spend = Spend(caller)
+        self.start = time.perf_counter()
+
+    @classmethod
+    def read(cls, service: Service, body: ChatRequest, request: Request, private_header: str | None) -> "ChatCall":
+        """The request checked: the router model, bounds, a user message to route on, the private flag."""
         caller = caller_of(request)
         if body.model != ROUTER_MODEL:
             raise ServiceError(404, "model_not_found", f"unknown model {body.model!r}",
@@ -167,117 +214,69 @@ def register_chat(app: FastAPI, service: Service) -> None:
                                                            "openfirst_threshold", "openfirst_frontier_share"})
         strings = strings_in(sent)
         check_bounds(service, body, strings)
-        texts = [text_of(m) for m in body.messages]
-        users = [t for m, t in zip(body.messages, texts) if m.role == "user" and t.strip()]
+        users = [t for m in body.messages if m.role == "user" and (t := text_of(m)).strip()]
         if not users:
             raise ServiceError(422, "invalid_request", "no user message with text to route on")
-        private = body.openfirst_private or parse_private_flag(x_openfirst_private)
+        private = body.openfirst_private or parse_private_flag(private_header)
         item = Item(users[-1], private=private, caller=caller.name if caller is not None else None)
-        start = time.perf_counter()
-        deadline = service.config.limits.deadline_s
         point = OperatingPoint(threshold=body.openfirst_threshold, frontier_share=body.openfirst_frontier_share)
-        route = (await with_deadline(deadline, service.route([item], extra_texts=[strings], caller=caller, chat=True,
-                                                             operating_point=point)))[0]
-        params = {k: sent[k] for k in PASSED_ON if k in sent}  # the checked request's JSON, as it was sent
-        messages = sent["messages"]  # the checked request, and nothing else, is what is sent
-        spend = Spend(service, caller, sum(len(x.encode("utf-8")) + 4 for x in strings) + 16 * len(messages),
-                      params)
-        route = spend.admit(route)
-        try:
-            if body.stream:
-                return await _stream(service, item, route, messages, params, start, spend)
-            response, route = await with_deadline(deadline, _open(service, item, route, messages, params, start,
-                                                                  spend=spend))
-        except CompilerError:  # the backend's failure: `_failed` logged it
-            spend.settle(None)
-            raise
-        except BaseException as exc:  # the deadline, or shutdown past its grace period: the decision is logged
-            spend.settle(None)
-            kind = ("cancelled" if isinstance(exc, asyncio.CancelledError) else
-                    exc.body["error"]["type"] if isinstance(exc, ServiceError) else type(exc).__name__)
-            service.record_route("chat", [item], [route], time.perf_counter() - start,
-                                 [{"error": {"type": kind}, "model": None, "cost_usd": None}])
-            raise
-        cost = _cost(service, route.target, response.get("usage"))
-        spend.settle(cost if route.target == "frontier" else 0.0)
-        meta = _meta(route, response.get("model"), start, cost)
-        service.record_route("chat", [item], [route], meta["latency_ms"] / 1000,
-                             [{"model": meta["model"], "latency_ms": meta["latency_ms"], "cost_usd": meta["cost_usd"]}])
-        service.metrics.generation(route.target, meta["latency_ms"] / 1000, response.get("usage") or {},
-                                   meta["cost_usd"])
-        return JSONResponse({**response, "openfirst": meta}, headers=_headers(meta))
-
-    chat.__annotations__["body"] = Chat  # local to this app (its limit is the config's): set, not resolved
-    app.post("/v1/chat/completions", summary=f"OpenAI-compatible chat, model={ROUTER_MODEL!r} routes it")(chat)
-
-
-class Spend:
-    """One chat request's frontier spend against its caller's budget: reserved at the worst case before a
-    frontier call (and `max_tokens` set so the bound holds), settled with the real cost after."""
-
-    def __init__(self, service: Service, caller: Any, prompt_bytes: int, params: dict[str, Any]):
-        self.service, self.caller, self.params = service, caller, params
-        self.max_tokens = min(params.get("max_completion_tokens") or params.get("max_tokens")
-                              or service.config.limits.max_output_tokens, service.config.limits.max_output_tokens)
-        self.prompt_bytes = prompt_bytes
-        self.reserved = 0.0
+        return cls(service, caller, item, sent, strings, point)
 
     def admit(self, route: Route) -> Route:
-        if route.target != "frontier" or "frontier" not in self.service.backends:
-            return route
-        route, self.reserved = self.service.admit_frontier(
-            self.caller, route, lambda: self.service.worst_case_usd(self.prompt_bytes, self.max_tokens))
-        return route
+        from openfirst.pipeline.pipeline import worst_case_usd
 
-    def frontier_params(self) -> dict[str, Any]:
-        """What a frontier call sends: max_tokens always set, so the reserved worst case is a bound."""
+        if route.target != "frontier" or not self.service.models.has_frontier:
+            return route
+        price = self.service.models.get("frontier").price
+        return self.spend.admit(0, route, lambda: worst_case_usd(price, self.prompt_bytes, self.max_tokens))
+
+    def params_for(self, route: Route) -> dict[str, Any]:
+        if route.target != "frontier":
+            return self.params
         out = {k: v for k, v in self.params.items() if k != "max_completion_tokens"}
         return {**out, "max_tokens": self.max_tokens}
 
-    def settle(self, cost_usd: float | None) -> None:
-        """Book the frontier cost (None: unknown, e.g. the call was cut off: the reservation is booked)."""
-        if self.reserved:
-            self.service.settle(self.caller, self.reserved, self.reserved if cost_usd is None else cost_usd)
-            self.reserved = 0.0
-
-
-async def _open(service: Service, item: Item, route: Route, messages: list[dict[str, Any]],
-                params: dict[str, Any], start: float, stream: bool = False, spend: Spend | None = None
-                ) -> tuple[Any, Route]:
-    """The chosen backend's completion (or open stream); on failure, the other backend's where fallback allows
-    it (and, to the frontier, where the caller's budget does). A failure that ends the request is logged and
-    raised."""
-    try:
-        return await _call(service, route.target, messages, _params_for(route, params, spend), stream), route
-    except CompilerError as exc:
-        if not service.may_fall_back(route, spend.caller if spend else None):
-            raise _failed(service, item, route, exc, start) from None
-        fallback = route.fall_back(type(exc).__name__)
-        if spend is not None and fallback.target == "frontier":
-            spend.settle(0.0)
-            moved = spend.admit(fallback)
-            if moved.target != "frontier":
-                raise _failed(service, item, route, exc, start) from None
-        params = _params_for(fallback, params, spend)
+    async def open(self, route: Route, stream: bool = False) -> tuple[Any, Route]:
+        """The chosen model's completion (or open stream); on failure, the pipeline's fallback (to the frontier
+        only within the caller's budget). A failure that ends the request is logged and raised."""
         try:
-            return await _call(service, fallback.target, messages, params, stream), fallback
+            return await _call(self.service, route.target, self.messages, self.params_for(route), stream), route
+        except CompilerError as exc:
+            fallback = self.service.pipeline.fallback_route(route, exc, caller_policy(self.caller))
+            if fallback is not None and fallback.target == "frontier":
+                self.spend.settle_all(0.0)
+                fallback = fallback if self.admit(fallback).target == "frontier" else None
+            if fallback is None:
+                raise self.failed(route, exc) from None
+        try:
+            return await _call(self.service, fallback.target, self.messages, self.params_for(fallback),
+                               stream), fallback
         except CompilerError as exc2:
-            raise _failed(service, item, fallback, exc2, start) from None
+            raise self.failed(fallback, exc2) from None
 
+    def failed(self, route: Route, exc: CompilerError) -> CompilerError:
+        self.record(RoutedOutcome(self.item, route, error=exc))
+        return exc
 
-def _params_for(route: Route, params: dict[str, Any], spend: Spend | None) -> dict[str, Any]:
-    return spend.frontier_params() if spend is not None and route.target == "frontier" else params
+    def finish(self, route: Route, model: str | None, usage: dict[str, Any] | None,
+               error: BaseException | None = None) -> dict[str, Any]:
+        """Settle the spend, log the decision, count the generation; the `openfirst` metadata of the answer."""
+        cost = _cost(self.service, route.target, usage)
+        self.spend.settle_all((cost if usage else None) if route.target == "frontier" else 0.0)
+        latency = time.perf_counter() - self.start
+        self.record(RoutedOutcome(self.item, route, model=model, latency_s=latency, cost_usd=cost, error=error,
+                                  answered=True))
+        self.service.metrics.generation(route.target, latency, usage or {}, cost)
+        return _meta(route, model, latency, cost)
 
-
-def _failed(service: Service, item: Item, route: Route, exc: CompilerError, start: float) -> CompilerError:
-    service.record_route("chat", [item], [route], time.perf_counter() - start, [{"error": error_body(exc)}])
-    return exc
+    def record(self, outcome: RoutedOutcome) -> None:
+        self.service.record("chat", None, [outcome], time.perf_counter() - self.start)
 
 
 async def _call(service: Service, target: str, messages: list[dict[str, Any]], params: dict[str, Any],
                 stream: bool = False) -> Any:
     """A completion from `target` as a dict, or an (async) iterator of chunks when `stream`."""
-    backend = service.backends[target]
+    backend = service.models.backend(target)
     if not backend.remote and params.get("tools"):
         raise BackendError(f"the {target} model runs in process and cannot call tools",
                            hint="serve it behind an OpenAI-compatible server ([local] kind = \"server\") for tools")
@@ -323,14 +322,11 @@ def _usage(gen: Any) -> dict[str, int]:
             "total_tokens": gen.prompt_tokens + gen.completion_tokens}
 
 
-async def _stream(service: Service, item: Item, route: Route, messages: list[dict[str, Any]],
-                  params: dict[str, Any], start: float, spend: Spend) -> StreamingResponse:
+async def _stream(call: ChatCall, route: Route) -> StreamingResponse:
     """Server-sent events. The stream is opened (with fallback) before the response starts, so a backend that
     is down still gets a JSON error status; a failure mid-stream ends it with an error event."""
-    chunks, route = await with_deadline(service.config.limits.deadline_s,
-                                        _open(service, item, route, messages, params, start, stream=True,
-                                              spend=spend))
-    meta = _meta(route, service.model_of(route.target), start, None)
+    chunks, route = await with_deadline(call.service.config.limits.deadline_s, call.open(route, stream=True))
+    meta = _meta(route, call.service.model_of(route.target), time.perf_counter() - call.start, None)
 
     async def events() -> AsyncIterator[bytes]:
         usage: dict[str, Any] | None = None
@@ -347,28 +343,20 @@ async def _stream(service: Service, item: Item, route: Route, messages: list[dic
             error = exc
             yield f"data: {json.dumps({'error': error_body(exc)})}\n\n".encode()
         yield b"data: [DONE]\n\n"
-        cost = _cost(service, route.target, usage)
-        spend.settle((cost if usage else None) if route.target == "frontier" else 0.0)
-        latency = time.perf_counter() - start
-        outcome = {"model": meta["model"], "latency_ms": latency * 1000, "cost_usd": cost}
-        if error is not None:
-            outcome["error"] = error_body(error)
-        service.record_route("chat", [item], [route], latency, [outcome])
-        service.metrics.generation(route.target, latency, usage or {}, cost)
+        call.finish(route, meta["model"], usage, error)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=_headers(meta))
 
 
 def _cost(service: Service, target: str, usage: dict[str, Any] | None) -> float | None:
-    price = getattr(service.backends[target], "price", None)
+    price = service.models.get(target).price
     if price is None or not usage:
         return None
     return price.cost(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
 
-def _meta(route: Route, model: str | None, start: float, cost: float | None) -> dict[str, Any]:
-    return {**route.public(), "model": model, "latency_ms": round((time.perf_counter() - start) * 1000, 3),
-            "cost_usd": cost}
+def _meta(route: Route, model: str | None, latency_s: float, cost: float | None) -> dict[str, Any]:
+    return {**route.public(), "model": model, "latency_ms": round(latency_s * 1000, 3), "cost_usd": cost}
 
 
 def _headers(meta: dict[str, Any]) -> dict[str, str]:

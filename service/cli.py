@@ -44,7 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from openfirst.service.app import create_app
     from openfirst.service.config import ServiceConfig
-    from openfirst.service.engine import Service
+    from openfirst.service.service import Service
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "openai"):  # their INFO and DEBUG lines carry full URLs with credentials

@@ -19,13 +19,14 @@ def scripted_service(log_dir: Path, task_spec: str, local: Any, frontier: Any = 
     from openfirst.compiler.task import load_task
     from openfirst.service.config import ServiceConfig
     from openfirst.service.decision_log import DecisionLog
-    from openfirst.service.engine import Service
+    from openfirst.service.service import Service
 
     cfg = {"tasks": {"support_ticket": task_spec}, "log": {"decisions": str(Path(log_dir) / "decisions.jsonl")},
            "local": {"kind": "server", "model": "local-model", "base_url": "http://127.0.0.1:9/v1"}, **sections}
     config = ServiceConfig(**cfg)
     task = load_task(task_spec)
     task.name = "support_ticket"
-    backends = {"local": local, **({"frontier": frontier} if frontier is not None else {})}
-    return Service(config, {"support_ticket": task}, backends, hashing_router() if router == "fake" else router,
-                   DecisionLog(config.log.decisions))
+    from openfirst.pipeline import ModelRegistry
+
+    return Service(config, {"support_ticket": task}, ModelRegistry.of(local, frontier),
+                   hashing_router() if router == "fake" else router, DecisionLog(config.log.decisions))

@@ -100,7 +100,7 @@ def probe(engine: str, *, max_tokens: int = 64, timeout_s: float = 600.0, env: d
 
 def _run(engine: str, max_tokens: int) -> ProbeResult:
     """In the probe subprocess: load, time, extract."""
-    from openfirst.cascade.api import as_task
+    from openfirst.compiler.schema_spec import as_task
     from openfirst.compiler.errors import OpenFirstError
     from openfirst.compiler.program import Program, Result
 

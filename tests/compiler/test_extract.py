@@ -195,7 +195,7 @@ def test_an_engine_crash_mid_run_loses_nothing(tmp_path):
     import threading
 
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is installed by .ci/setup")
-    from openfirst.cascade.api import as_task
+    from openfirst.compiler.schema_spec import as_task
     from openfirst.compiler.backends.isolated import EngineSpec, IsolatedBackend
 
     people = [("Ada Lovelace", 36), ("Alan Turing", 41), ("Grace Hopper", 85), ("Edsger Dijkstra", 72)]

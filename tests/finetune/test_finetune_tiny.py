@@ -109,7 +109,7 @@ def test_the_tuned_model_serves_on_the_in_process_engines(tuned_dir, engine):
 
 
 def test_extract_and_the_python_api_serve_it_and_refuse_another_task(tuned_dir, capsys):
-    from openfirst.cascade.api import Extractor
+    from openfirst.pipeline.extractor import Extractor
     from openfirst.compiler.program import ProgramOptions
     from openfirst.finetune.errors import TaskMismatch
     from openfirst.compiler.task import load_task_class
@@ -129,7 +129,8 @@ def test_extract_and_the_python_api_serve_it_and_refuse_another_task(tuned_dir, 
 
 def test_the_service_serves_it_as_local_model(tuned_dir, tmp_path):
     from openfirst.service.config import ServiceConfig
-    from openfirst.service.engine import Item, Service
+    from openfirst.pipeline import Item
+    from openfirst.service.service import Service
 
     cfg = ServiceConfig(tasks={"ticket": TASK}, local={"kind": "llamacpp", "model": str(tuned_dir), "isolate": False},
                         program={"max_tokens": 40, "max_retries": 0},
@@ -156,7 +157,8 @@ def test_fine_tuning_from_a_decision_log_never_sees_a_pinned_request(tmp_path, t
     from openfirst.compiler.task import load_task
     from openfirst.service.config import ServiceConfig
     from openfirst.service.decision_log import DecisionLog
-    from openfirst.service.engine import Item, Service
+    from openfirst.pipeline import Item
+    from openfirst.service.service import Service
 
     corpus = [json.loads(line)["text"] for line in
               (ROOT / "datasets" / "privacy" / "positives.jsonl").read_text().splitlines()]
@@ -198,7 +200,8 @@ def test_per_task_tuned_models_in_the_service(tuned_dir, tiny_model_dir, tmp_pat
     """`[local] task_models`: the ticket task on its tuned model, the invoice task on the base model, one service."""
     from openfirst.core.errors import ConfigError
     from openfirst.service.config import ServiceConfig
-    from openfirst.service.engine import Item, Service
+    from openfirst.pipeline import Item
+    from openfirst.service.service import Service
 
     toml = tmp_path / "openfirst.toml"
     toml.write_text(f'[tasks]\nticket = "{TASK}"\ninvoice = "{OTHER_TASK}"\n\n[local]\nkind = "transformers"\n'

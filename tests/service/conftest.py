@@ -81,7 +81,7 @@ def down_local() -> dict[str, Any]:
 def live_service(config) -> Iterator[tuple[str, Any]]:
     """`Service.from_config(config)` behind a real uvicorn on 127.0.0.1; yields (base URL, service)."""
     from openfirst.service.app import serve_in_thread
-    from openfirst.service.engine import Service
+    from openfirst.service.service import Service
 
     service = Service.from_config(config)
     try:

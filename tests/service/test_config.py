@@ -60,7 +60,7 @@ def test_environment_overrides_the_file_and_secret_stays_secret(tmp_path, monkey
 def test_describe_and_check_never_show_secrets_in_urls(tmp_path, capsys):
     from openfirst.cli import main
     from openfirst.service.config import ServiceConfig
-    from openfirst.service.engine import Service
+    from openfirst.service.service import Service
 
     config = tmp_path / "c.toml"
     config.write_text(f'''

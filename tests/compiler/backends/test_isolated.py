@@ -35,7 +35,7 @@ def isolated():
 
 
 def _program(backend):
-    from openfirst.cascade.api import as_task
+    from openfirst.compiler.schema_spec import as_task
     from openfirst.compiler.program import Program, ProgramOptions
 
     return Program(as_task("name, age int"), backend, ProgramOptions(max_tokens=64, max_retries=0))

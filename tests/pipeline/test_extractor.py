@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 import openfirst
-from openfirst.cascade.api import Extractor, as_task, model_from_spec
+from openfirst.pipeline.extractor import Extractor
 from openfirst.compiler.backends.fake import ScriptedBackend
 from openfirst.compiler.errors import OutputValidationError, TaskSpecError
 
@@ -14,21 +14,6 @@ from openfirst.compiler.errors import OutputValidationError, TaskSpecError
 class Ticket(BaseModel):
     category: str
     priority: int
-
-
-def test_schema_strings_become_models():
-    m = model_from_spec("name, age int, tags list[str], ok bool")
-    assert m(name="a", age=3, tags=["x"], ok=True).age == 3
-    assert set(m.model_json_schema()["required"]) == {"name", "age", "tags", "ok"}
-    for bad in ("", "age integer", "1name", "tags list[dict]"):
-        with pytest.raises(TaskSpecError):
-            model_from_spec(bad)
-
-
-def test_a_model_without_a_docstring_gets_default_instructions_and_a_json_schema_works_too():
-    assert "Ticket" in as_task(Ticket).instructions  # reported: a task without a docstring was refused
-    assert as_task(Ticket, instructions="Classify.").instructions == "Classify."
-    assert as_task({"type": "object", "properties": {"a": {"type": "integer"}}}).model is None
 
 
 def test_extract_returns_the_validated_object_or_raises_the_typed_error():
@@ -46,7 +31,7 @@ def test_an_extractor_escalates_to_its_frontier_and_reports_who_decided():
     ex = Extractor("category, priority int", local=ScriptedBackend(['{"category":"a"}'], cycle=True),
                    frontier=ScriptedBackend(['{"category":"billing","priority":1}']))
     out = ex.run("charged twice")
-    assert (out.decided_by, out.reason, out.escalated) == ("cascade", "invalid", True)
+    assert (out.decided_by, out.verdict, out.escalated) == ("cascade", "invalid", True)
     assert out.result.output.category == "billing"
     assert asyncio.run(Extractor(Ticket, local=ScriptedBackend(['{"category":"b","priority":3}'])).acall("x")
                        ).priority == 3

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from openfirst.core.errors import ConfigError
-from openfirst.service.batching import BatchingRouter
+from openfirst.pipeline.batching import BatchingRouter
 from tests.service.conftest import fake_router
 
 

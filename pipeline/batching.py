@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 
 class BatchingRouter:
-    """`Router.route_many` for concurrent callers: inputs queued while a batch is embedded go together in the
+    """`Router.route_many` for concurrent callers (the pipeline's router stage): inputs queued while a batch is embedded go together in the
     next batch, so load raises batch size instead of queueing single embeddings. One worker thread."""
 
     def __init__(self, router: Any, max_batch: int = 64):

@@ -1,0 +1,205 @@
+"""`Service`: what `openfirst serve` runs, assembled from its configuration: the tasks, the model registry, the
+router at its operating point, the privacy rules, one `Pipeline` over them, and the subscribers to its hooks
+(metrics, the decision log). Routing and escalation policy live in the pipeline; HTTP lives in `app` and `chat`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any, Sequence
+
+from openfirst.compiler.program import Program
+from openfirst.compiler.task import CompiledTask, load_task
+from openfirst.core.errors import ConfigError, OpenFirstError
+from openfirst.pipeline import Hooks, Item, ModelRegistry, OperatingPoint, Pipeline, RoutedOutcome, RoutingPolicy
+from openfirst.pipeline.route import CallerPolicy, Route
+from openfirst.service.auth import Authenticator, Caller
+from openfirst.service.config import ServiceConfig
+from openfirst.service.decision_log import DecisionLog
+from openfirst.service.metrics import ServiceMetrics
+from openfirst.service.models import registry_from_config
+from openfirst.service.privacy import PrivacyRules
+from openfirst.service.spending import Spend
+
+log = logging.getLogger("openfirst.service")
+
+
+class Service:
+    def __init__(self, config: ServiceConfig, tasks: dict[str, CompiledTask], models: ModelRegistry,
+                 router: Any = None, decision_log: DecisionLog | None = None):
+        self.config, self.tasks, self.models, self.router = config, tasks, models, router
+        self.started_at = time.time()
+        self.auth = Authenticator(config.auth)
+        _check_budget_prices(config, models)
+        self.metrics = ServiceMetrics()
+        self.decision_log = decision_log
+        threshold, calibration = operating_point(config, router)
+        self.expected_share = expected_share(config, router)
+        self.metrics.watch_drift(self.expected_share, config.router.drift_tolerance)
+        programs, local_only = task_programs(config, tasks, models)
+        privacy = PrivacyRules(config.privacy.detectors, config.privacy.patterns, config.privacy.pin_tasks,
+                               config.privacy.phone_regions)
+        self.pipeline = Pipeline(models, programs, privacy=privacy, policy=RoutingPolicy.from_config(config),
+                                 router=router, router_batch=config.router.batch_size, threshold=threshold,
+                                 calibration_scores=calibration, local_only=local_only, hooks=Hooks())
+        self.pipeline.hooks.on("generation", lambda model, r: self.metrics.generation(
+            model, r.latency_s, r.usage, r.cost_usd))
+        self.pipeline.hooks.on("outcomes", self.record)
+
+    @classmethod
+    def from_config(cls, config: ServiceConfig) -> "Service":
+        from openfirst.router.api import Router
+
+        if not config.tasks:
+            raise ConfigError("the configuration names no tasks", hint='[tasks] ticket = "module:Class"')
+        tasks = {name: load_task(spec) for name, spec in config.tasks.items()}
+        for name, task in tasks.items():
+            task.name = name
+        router = None
+        if config.router.artifact is not None:
+            if not config.router.artifact.exists():
+                raise ConfigError(f"router artifact {config.router.artifact} does not exist",
+                                  hint="train one: openfirst train routellm-gsm8k --out runs/gsm8k")
+            router = Router.load(config.router.artifact)
+        lg = config.log
+        decisions = (DecisionLog(lg.decisions, lg.store_text, max_query_chars=lg.max_query_chars,
+                                 max_bytes=lg.max_bytes, backups=lg.backups,
+                                 hash_key=lg.hash_key.get_secret_value() if lg.hash_key else None)
+                     if config.log.decisions is not None else None)
+        return cls(config, tasks, registry_from_config(config), router, decisions)
+
+    # -- what runs -------------------------------------------------------------------------------
+    @property
+    def local_only(self) -> dict[str, str]:
+        return self.pipeline.local_only
+
+    def warm_up(self) -> None:
+        """Load the embedding model now, not on the first request."""
+        if self.router is not None:
+            self.router.route_many(["warm up"])
+
+    def engine_health(self) -> dict[str, Any] | None:
+        """The local engine's process state (isolated engines only): ok, restarting, down, crashes so far."""
+        health = getattr(self.models.backend("local"), "health", None)
+        return health() if health is not None else None
+
+    def describe(self) -> dict[str, Any]:
+        """What runs where, for logs and /healthz (never secrets)."""
+        frontier = self.models.get("frontier").describe() if self.models.has_frontier else None
+        return {"tasks": sorted(self.tasks), "local": self.models.get("local").describe(), "frontier": frontier,
+                "models": sorted(self.models.entries),
+                "router": str(self.config.router.artifact) if self.router is not None else None,
+                "threshold": self.threshold, "expected_frontier_share": self.expected_share,
+                "local_only_tasks": sorted(self.local_only)}
+
+    @property
+    def threshold(self) -> float | None:
+        if self.router is None:
+            return None
+        return self.pipeline.threshold if self.pipeline.threshold is not None else self.router.threshold
+
+    def model_of(self, target: str) -> str | None:
+        return self.models.model_of(target)
+
+    def runs_on_frontier(self, task: str) -> bool:
+        return "frontier" in self.pipeline.programs.get(task, {})
+
+    # -- requests --------------------------------------------------------------------------------
+    async def route(self, items: Sequence[Item], task: str | None = None, *,
+                    extra_texts: Sequence[Sequence[str]] | None = None, caller: Caller | None = None,
+                    chat: bool = False, point: OperatingPoint | None = None) -> list[Route]:
+        """Each input's target (privacy, the key's policy, the router)."""
+        return await self.pipeline.route(items, task, extra_texts=extra_texts, caller=caller_policy(caller),
+                                         chat=chat, point=point)
+
+    async def extract(self, task: str, items: Sequence[Item], caller: Caller | None = None,
+                      point: OperatingPoint | None = None) -> list[RoutedOutcome]:
+        """Route and run each input; one RoutedOutcome per input (logged through the pipeline's hooks)."""
+        return await self.pipeline.run(task, items, caller=caller_policy(caller), point=point,
+                                       budget=Spend(caller), deadline_s=self.config.limits.deadline_s)
+
+    def record(self, endpoint: str, task: str | None, outcomes: Sequence[RoutedOutcome], total_s: float) -> None:
+        """Metrics and the decision log for finished (or only routed, or cut off) inputs."""
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+        for o in outcomes:
+            warning = self.metrics.route(endpoint, o.route.target, o.route.decided_by, o.route.router_chose)
+            if warning:
+                log.warning(warning)
+            if o.ok is False:
+                self.metrics.errors.labels(endpoint, o.error_type()).inc()
+        if self.decision_log is not None:
+            self.decision_log.write_many([o.record(endpoint, task, now, self.expected_share, total_s)
+                                          for o in outcomes])
+
+    def close(self) -> None:
+        if self.decision_log is not None:
+            self.decision_log.close()
+        self.models.close()
+
+
+def caller_policy(caller: Caller | None) -> CallerPolicy:
+    return CallerPolicy() if caller is None else CallerPolicy(caller.name, caller.settings.frontier)
+
+
+def task_programs(config: ServiceConfig, tasks: dict[str, CompiledTask], models: ModelRegistry
+                  ) -> tuple[dict[str, dict[str, Program]], dict[str, str]]:
+    """Each task compiled for the local model that serves it (a tuned model's folder serves its tasks as trained)
+    and for the frontier where it can run it; and the tasks that stay local, with why."""
+    from openfirst.finetune.serving import tuned_task
+
+    programs: dict[str, dict[str, Program]] = {}
+    local_only: dict[str, str] = {}
+    for name, task in tasks.items():
+        local_model = getattr(config.local, "task_models", {}).get(name, getattr(config.local, "model", None))
+        local_task, local_options = tuned_task(local_model, task, config.program)
+        programs[name] = {"local": Program(local_task, models.backend(models.for_task("local", name)), local_options)}
+        if models.has_frontier:
+            try:
+                programs[name]["frontier"] = Program(task, models.backend("frontier"), config.program)
+            except OpenFirstError as exc:
+                local_only[name] = str(exc)
+                log.warning("task %s stays local: the frontier cannot run it (%s)", name, exc)
+    return programs, local_only
+
+
+def operating_point(config: ServiceConfig, router: Any) -> tuple[float | None, Any]:
+    """(the service's threshold, None: the artifact's own; the calibration queries' routing scores)."""
+    if router is None:
+        return None, None
+    if config.router.frontier_share is not None:
+        return calibrate(router, config.router.calibration, config.router.frontier_share)
+    return config.router.threshold, None
+
+
+def expected_share(config: ServiceConfig, router: Any) -> float | None:
+    """The frontier share the drift monitor expects: the configured target, the configured share, or the
+    artifact's (which belongs to its own threshold, not to an override)."""
+    for share in (config.router.target_frontier_share, config.router.frontier_share):
+        if share is not None:
+            return share
+    if router is not None and config.router.threshold is None:
+        return router.expected_frontier_share
+    return None
+
+
+def calibrate(router: Any, queries_from: str, share: float) -> tuple[float, Any]:
+    """(the threshold that sends `share` of the calibration queries to the frontier, their routing scores);
+    embeddings cached on disk."""
+    from openfirst.router.policy import threshold_for_share
+    from openfirst.router.public_data import load_log_or_public
+
+    queries = load_log_or_public(queries_from, require_local=False).queries
+    scores = router.calibration_scores(queries)
+    threshold = threshold_for_share(scores, share)
+    log.info("threshold %.4f sends %.1f%% of %d calibration queries to the frontier", threshold, 100 * share,
+             len(queries))
+    return threshold, scores
+
+
+def _check_budget_prices(config: ServiceConfig, models: ModelRegistry) -> None:
+    if models.has_frontier and models.get("frontier").price is None and any(
+            k.frontier_budget_usd_per_day is not None for k in config.auth.keys):
+        raise ConfigError("a key has a frontier budget but the frontier has no price",
+                          hint="set [frontier] price = { input_per_mtok = ..., output_per_mtok = ... }")
