@@ -168,7 +168,9 @@ def _one_text(program, text: str) -> int:
     from openfirst.compiler.program import Result
     from openfirst.compiler.task import output_json
 
-    r = program.run_many([text])[0]
+    from openfirst.pipeline.pipeline import Pipeline
+
+    r = Pipeline.single(program).run_texts("task", [text])[0]
     if isinstance(r, Result):
         print(json.dumps(output_json(r.output), ensure_ascii=False))
         return 0
@@ -179,11 +181,10 @@ def _one_text(program, text: str) -> int:
 def _backend(args: argparse.Namespace):
     """The local engine: isolated in a supervised child process for --input files (a native crash costs the batch
     in flight one rerun, not the run), in this process for one text (it starts faster)."""
-    from openfirst.compiler.backends.isolated import EngineSpec, IsolatedBackend
+    from openfirst.pipeline.models import build_local
 
-    spec = EngineSpec(args.backend, args.model)
     isolate = args.isolate if args.isolate is not None else args.input is not None
-    return IsolatedBackend(spec) if isolate else spec.load()
+    return build_local(args.backend, args.model, isolate=isolate)
 
 
 def extraction_status(counts: dict) -> int:

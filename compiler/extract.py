@@ -86,13 +86,17 @@ def default_batch_size(backend: str) -> int:
     return 32 if backend == "vllm" else 1
 
 
-def run_extraction(program: Program, input_path: Path, output_path: Path, text_field: str = "text",
+def run_extraction(program: Program | Any, input_path: Path, output_path: Path, text_field: str = "text",
                    batch_size: int = 8, show_progress: bool = True, retry_errors: bool = False) -> dict[str, Any]:
     """Extract every input not yet in the output, appending one JSON line per input. Resumable: a crash's torn
     tail is repaired and finished ids are skipped; `retry_errors` first removes the error lines so those ids run
     again (still one line per id). Records whose engine crashed under them (EngineCrashed: an isolated engine
     restarts) run once more. One run at a time per output file (an exclusive lock). Counts: ok, error (this run),
-    errors_by_type, skipped_done, errors_kept (earlier error lines left in place), rerun_after_engine_crash."""
+    errors_by_type, skipped_done, errors_kept (earlier error lines left in place), rerun_after_engine_crash.
+    `program`: a Program (run as a one-model pipeline) or a Pipeline with one task named "task"."""
+    from openfirst.pipeline.pipeline import Pipeline
+
+    pipeline = program if isinstance(program, Pipeline) else Pipeline.single(program)
     if not input_path.exists():
         raise TaskSpecError(f"input file {input_path} does not exist")
     rows = list(read_inputs(input_path, text_field))
@@ -111,11 +115,12 @@ def run_extraction(program: Program, input_path: Path, output_path: Path, text_f
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
                 runnable = [i for i, r in enumerate(batch) if r[2] is not None]
-                results = dict(zip(runnable, program.run_many([batch[i][2] for i in runnable]))) if runnable else {}
+                results = dict(zip(runnable, pipeline.run_texts("task", [batch[i][2] for i in runnable]))) \
+                    if runnable else {}
                 crashed = [i for i, r in results.items() if isinstance(getattr(r, "error", None), EngineCrashed)]
                 if crashed:  # the engine died under this batch and has restarted: its records run once more
                     counts["rerun_after_engine_crash"] += len(crashed)
-                    results.update(zip(crashed, program.run_many([batch[i][2] for i in crashed])))
+                    results.update(zip(crashed, pipeline.run_texts("task", [batch[i][2] for i in crashed])))
                 for i, (lineno, rid, text, error) in enumerate(batch):
                     rec = _record(rid, results.get(i), error, lineno, len(runnable))
                     counts["ok" if "output" in rec else "error"] += 1

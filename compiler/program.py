@@ -128,13 +128,12 @@ class _Batch:
                 continue
             retry_fresh = False  # an example copy retries without the examples and without the copy as feedback
             try:
-                data = p.task.decode(g.text)
-                output = p.task.validate(data, g.text)
-                if opts.leak_guard and (leaks := p.task.leaks(data, self.texts[i])):
-                    retry_fresh = any(leak.kind == "example" for leak in leaks) and not self.without_examples[i]
+                try:
+                    output = p.check(self.texts[i], g.text)
+                except LeakedValue as leak:
+                    retry_fresh = any(x.kind == "example" for x in leak.leaks) and not self.without_examples[i]
                     self.without_examples[i] |= retry_fresh
-                    raise LeakedValue("output takes values from the prompt, not the text: "
-                                      + "; ".join(leak.message for leak in leaks[:3]), attempts=1, last_output=g.text)
+                    raise
                 self.results[i] = Result(output=output, text=g.text, token_ids=g.token_ids,
                                          token_texts=g.token_texts, token_logprobs=g.token_logprobs,
                                          confidence=confidence(g.text, g.token_texts, g.token_logprobs,
@@ -168,6 +167,19 @@ class Program:
             self.grammar = self.compiler.compile(task.schema, task.report)
         else:
             self.grammar = backend.constraint_for(task)
+
+    def check(self, text: str, output_text: str) -> Any:
+        """The validated output of `output_text` as an answer to `text`: decoded, validated against the task, and
+        (leak guard on) refused as LeakedValue (its `leaks` listed) where a value comes from the prompt, not the
+        text. Raises OutputValidationError."""
+        data = self.task.decode(output_text)
+        output = self.task.validate(data, output_text)
+        if self.options.leak_guard and (leaks := self.task.leaks(data, text)):
+            error = LeakedValue("output takes values from the prompt, not the text: "
+                                + "; ".join(leak.message for leak in leaks[:3]), attempts=1, last_output=output_text)
+            error.leaks = leaks
+            raise error
+        return output
 
     def messages(self, text: str, feedback: Sequence[tuple[str, str]] = (), examples: bool = True
                  ) -> list[dict[str, str]]:

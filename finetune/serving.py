@@ -27,6 +27,6 @@ def tuned_task(model: str | Path | None, task: CompiledTask, options: ProgramOpt
 
 def tuned_backend(model: str | Path, engine: str = "llama.cpp") -> Any:
     """The tuned model loaded in this process on `engine` (llama.cpp: its GGUF; transformers, vllm: merged)."""
-    from openfirst.compiler.backends.isolated import EngineSpec
+    from openfirst.pipeline.models import build_local
 
-    return EngineSpec(engine, str(model)).load()
+    return build_local(engine, str(model))

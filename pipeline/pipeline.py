@@ -99,6 +99,15 @@ class Pipeline:
         self.local_only = dict(local_only or {})  # task -> why the frontier cannot run it
         self.hooks = hooks or Hooks()
 
+    @classmethod
+    def single(cls, program: Program, task: str = "task") -> "Pipeline":
+        """One task on one local model (batch extraction, the CLI): every stage but the run passes through."""
+        return cls(ModelRegistry.of(program.backend), {task: {LOCAL: program}})
+
+    def run_texts(self, task: str, texts: Sequence[str]) -> list[Result | Failure]:
+        """The answers to `texts` (sync; no request context): batch extraction's entry."""
+        return [o.result for o in self.run_sync(task, [Item(t) for t in texts])]
+
     # -- routing: privacy -> caller policy -> router -----------------------------------------------
     async def route(self, items: Sequence[Item], task: str | None = None, *,
                     extra_texts: Sequence[Sequence[str]] | None = None, caller: CallerPolicy = CallerPolicy(),

@@ -9,7 +9,6 @@ key's `over_budget` policy.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import secrets
 import threading
@@ -19,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from openfirst.service.spending import FrontierBudgetExceeded, Ledger  # noqa: F401 (re-exported)
+from openfirst.service.spending import Ledger
 
 Endpoint = Literal["extract", "route", "chat", "tasks", "models", "metrics", "health"]
 DEFAULT_ENDPOINTS: list[Endpoint] = ["extract", "chat", "tasks", "models"]

@@ -89,8 +89,9 @@ def extend_eval(e: argparse.ArgumentParser) -> None:
 def cmd_eval_decisions(args: argparse.Namespace) -> int:
     """Join the service's decision log with outcome labels: routed accuracy, frontier share, cost, drift."""
     from openfirst.router.cli_router import label_rows, prices
-    from openfirst.service.decision_log import (evaluate_decisions, joined_outcome_rows, labels_by_id,
-                                                markdown_summary, read_decisions)
+    from openfirst.service.decision_eval import (evaluate_decisions, joined_outcome_rows, labels_by_id,
+                                                 markdown_summary)
+    from openfirst.service.decision_log import read_decisions
 
     if not 0 <= args.tolerance <= 1:
         raise ConfigError("--tolerance must be in [0, 1]")

@@ -73,7 +73,7 @@ class LlamaCppLocal(_Strict):
     """llama.cpp in process (llama-cpp-python) on a GGUF file; `smollm2` is the embedded SmolLM2-135M-Instruct
     (Q4_1). The fastest engine here for one request at a time; vLLM is faster once requests batch."""
 
-    kind: Literal["llamacpp"]
+    kind: Literal["llamacpp", "llama.cpp"] = Field(description="llama.cpp (or llamacpp: one engine, two spellings)")
     model: str = Field("smollm2", min_length=1, description="smollm2, the path of a .gguf file, or a "
                        "tuned model's folder (openfirst finetune --out; its GGUF)")
     n_ctx: int = Field(4096, ge=256, le=1_048_576)

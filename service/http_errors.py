@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Sequence, TypeVar
 from openfirst.compiler.errors import (BackendError, DeadlineExceeded, EngineCrashed, IncompleteOutput,
                                        OutputValidationError, RateLimited, Refusal, TaskSpecError)
 from openfirst.core.errors import ConfigError, OpenFirstError
-from openfirst.service.auth import FrontierBudgetExceeded
+from openfirst.service.spending import FrontierBudgetExceeded
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Sequence
 
-from openfirst.compiler.errors import CompilerError
+from openfirst.compiler.errors import BackendError, CompilerError
 
 
 @dataclass
@@ -32,14 +32,26 @@ class Generation:
 
 
 class Backend(ABC):
-    """What `Program` drives. Each backend declares how a task's schema reaches its engine (`constraint`) and
-    whether it is a remote server (`remote`: chat requests pass through to it as they are)."""
+    """What `Program` drives. Each backend declares how a task's schema reaches its engine (`constraint`) and what
+    it can do for plain chat: `remote` (an OpenAI-compatible server: `achat` passes a chat request through as it
+    is, streaming included) or `streams_text` (an in-process model: `astream` yields its text as it is chosen)."""
 
     name: str
     model_name: str
     constraint: ClassVar[Literal["grammar", "request"]]
     remote: ClassVar[bool] = False
+    streams_text: ClassVar[bool] = False  # `astream` yields text pieces, then the final Generation
     streams_tokens: ClassVar[bool] = False  # `generate` takes an `on_token` hook (token-by-token streaming)
+
+    async def achat(self, request: dict[str, Any]) -> Any:
+        """An OpenAI chat completion (or, with `"stream": True`, its chunk stream) for `request`, passed through
+        as it is; only `remote` backends."""
+        raise BackendError(f"{self.name} cannot pass chat requests through (not a remote server)")
+
+    def astream(self, conversation: list[dict[str, str]], max_tokens: int, temperature: float = 0.0) -> Any:
+        """An async iterator of text pieces, then the final Generation; only `streams_text` backends."""
+        raise BackendError(f"{self.name} cannot stream plain text",
+                           hint="wrap an in-process model in ThreadedBackend")
 
     @abstractmethod
     def generate(self, conversations: Sequence[list[dict[str, str]]], constraint: Any, max_tokens: int,

@@ -17,6 +17,8 @@ class ThreadedBackend(Backend, AsyncBackend):
     model is not re-entrant); errors become failed generations; `price` gives each generation a cost. It is what
     the wrapped backend is: grammar-driven (`tokenizer_info`) or request-driven (`constraint_for`)."""
 
+    streams_text = True
+
     def __init__(self, backend: Backend, price: Price | None = None):
         self.backend = backend
         self.constraint = backend.constraint  # type: ignore[misc]  # an instance's answer to the class question

@@ -18,7 +18,7 @@ this backend needs the `if __name__ == "__main__":` guard.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,9 @@ from openfirst.compiler.errors import BackendError, EngineCrashed
 from openfirst.compiler.confidence import pieces_from_ids
 from openfirst.compiler.grammar import relax_for_llguidance
 from openfirst.compiler.task import CompiledTask, output_json
+
+if TYPE_CHECKING:
+    from openfirst.compiler.program import Program
 
 
 SMOLLM2 = "smollm2"
@@ -247,19 +250,22 @@ def chosen_logprobs(token_ids: list[int], logprobs: Any) -> list[float] | None:
     return [float(step[t].logprob) if t in step else float("nan") for t, step in zip(token_ids, logprobs)]
 
 
-def ray_processor(task: CompiledTask, options: VLLMOptions, *, concurrency: int = 1, batch_size: int = 64,
-                  max_tokens: int = 512, temperature: float = 0.0, text_field: str = "text") -> Any:
-    """A Ray Data LLM processor: rows {"id", text_field} in, rows {"id", "text", "output" | "error"} out.
+def ray_processor(program: Program, options: VLLMOptions, *, concurrency: int = 1, batch_size: int = 64,
+                  text_field: str = "text") -> Any:
+    """A Ray Data LLM processor running `program` (its prompt, options and checks): rows {"id", text_field} in,
+    rows {"id", "text", "output" | "error", "openfirst_feedback"} out.
 
-    `concurrency` vLLM engine replicas (each `tensor_parallel_size` GPUs) share the dataset;
-    outputs are validated against the task in the postprocess step."""
+    `concurrency` vLLM engine replicas (each `tensor_parallel_size` GPUs) share the dataset. The prompt is the
+    program's own (`Program.messages`: outline, guards), the schema the relaxed one vLLM runs in process, and the
+    answer goes through `Program.check` (validation, leak guard). A row that failed validation comes back with
+    `retry: true` and its feedback: pass those rows through the processor again for the program's retries."""
     try:
         from ray.data.llm import build_processor, vLLMEngineProcessorConfig
     except ImportError as exc:
         raise BackendError("Ray Data LLM is not installed (pip install 'ray[data,llm]')") from exc
     config = vLLMEngineProcessorConfig(**ray_config_kwargs(options, concurrency, batch_size))
-    return build_processor(config, preprocess=ray_preprocess(task, max_tokens, temperature, text_field),
-                           postprocess=ray_postprocess(task))
+    return build_processor(config, preprocess=ray_preprocess(program, text_field),
+                           postprocess=ray_postprocess(program, text_field))
 
 
 def ray_config_kwargs(options: VLLMOptions, concurrency: int, batch_size: int) -> dict[str, Any]:
@@ -268,22 +274,34 @@ def ray_config_kwargs(options: VLLMOptions, concurrency: int, batch_size: int) -
             "batch_size": batch_size}
 
 
-def ray_preprocess(task: CompiledTask, max_tokens: int, temperature: float, text_field: str):
+def ray_preprocess(program: Program, text_field: str = "text"):
+    """Rows -> vLLM requests: the program's messages (with a retried row's feedback) and sampling parameters."""
+    o = program.options
+    constraint = vllm_constraint(program.task) if o.constrained else None
+
     def pre(row: dict[str, Any]) -> dict[str, Any]:
-        return {"id": row.get("id"), "messages": task.messages(str(row[text_field])),
-                "sampling_params": sampling_kwargs(task.schema, max_tokens, temperature)}
+        feedback = [tuple(f) for f in row.get("openfirst_feedback") or ()]
+        kw = sampling_kwargs(constraint or {}, o.max_tokens, o.temperature, o.repetition_penalty)
+        if constraint is None:
+            kw.pop("structured_outputs")
+        return {**row, "messages": program.messages(str(row[text_field]), feedback), "sampling_params": kw}
     return pre
 
 
-def ray_postprocess(task: CompiledTask):
+def ray_postprocess(program: Program, text_field: str = "text"):
+    """vLLM rows -> results, through the program's checks; `retry` marks a validation failure with attempts left."""
     def post(row: dict[str, Any]) -> dict[str, Any]:
-        from openfirst.compiler.errors import CompilerError
+        from openfirst.compiler.errors import CompilerError, OutputValidationError
 
         text = row.get("generated_text") or ""
+        feedback = list(row.get("openfirst_feedback") or ())
         try:
-            output = task.parse(text)
-            return {"id": row.get("id"), "text": text, "output": output_json(output), "error": None}
+            output = program.check(str(row.get(text_field, "")), text)
+            return {"id": row.get("id"), "text": text, "output": output_json(output), "error": None, "retry": False,
+                    "openfirst_feedback": feedback}
         except CompilerError as exc:
-            return {"id": row.get("id"), "text": text, "output": None,
-                    "error": {"type": type(exc).__name__, "message": exc.message}}
+            retry = isinstance(exc, OutputValidationError) and len(feedback) < program.options.max_retries
+            return {"id": row.get("id"), text_field: row.get(text_field), "text": text, "output": None,
+                    "error": {"type": type(exc).__name__, "message": exc.message}, "retry": retry,
+                    "openfirst_feedback": [*feedback, [text, exc.message]]}
     return post

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 import openfirst
 from openfirst.pipeline.extractor import Extractor
 from openfirst.compiler.backends.fake import ScriptedBackend
-from openfirst.compiler.errors import OutputValidationError, TaskSpecError
+from openfirst.compiler.errors import OutputValidationError
 
 
 class Ticket(BaseModel):

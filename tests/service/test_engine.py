@@ -83,7 +83,8 @@ def _answer(text, logprob):
 
 
 def test_the_cascade_escalates_unsure_local_answers_and_logs_why(tmp_path):
-    from openfirst.service.decision_log import evaluate_decisions, read_decisions
+    from openfirst.service.decision_eval import evaluate_decisions
+    from openfirst.service.decision_log import read_decisions
 
     local = ScriptedBackend([_answer(GOOD_TICKET, -0.01), _answer(GOOD_TICKET, -3.0), _answer(GOOD_TICKET, -3.0)],
                             model_name="small")

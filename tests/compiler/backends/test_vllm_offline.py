@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from openfirst.compiler.backends.vllm_offline import (VLLMOfflineBackend, VLLMOptions, ray_config_kwargs,
-                                                      ray_postprocess, ray_preprocess)
+                                                      ray_postprocess, ray_preprocess, vllm_constraint)
 from openfirst.compiler.errors import IncompleteOutput
 from openfirst.compiler.program import Program, ProgramOptions
 from openfirst.compiler.task import compile_task
@@ -56,16 +56,26 @@ def test_batched_chat_and_outputs_map_to_results_and_typed_errors():
     assert isinstance(cut.error, IncompleteOutput)
 
 
-def test_ray_data_processor_pieces():
+def test_the_ray_path_sends_the_program_s_prompt_and_schema_and_checks_answers_like_the_program():
+    """Reported: the Ray path sent the unrelaxed schema and the unguarded prompt, with no retries."""
+    from openfirst.compiler.backends.fake import ScriptedBackend
+    from openfirst.compiler.program import Program
+
     task = compile_task(Label)
+    program = Program(task, ScriptedBackend([]), ProgramOptions(max_tokens=32, max_retries=1))
     cfg = ray_config_kwargs(VLLMOptions(model="m", tensor_parallel_size=2), concurrency=4, batch_size=32)
     assert cfg["model_source"] == "m" and cfg["concurrency"] == 4 and cfg["engine_kwargs"]["tensor_parallel_size"] == 2
-    row = ray_preprocess(task, 32, 0.0, "body")({"id": 7, "body": "buy now"})
-    assert row["messages"][-1]["content"] == "buy now" and row["sampling_params"]["structured_outputs"]["json"]
-    post = ray_postprocess(task)
-    assert post({"id": 7, "generated_text": '{"label":"spam"}'})["output"] == {"label": "spam"}
-    assert post({"id": 8, "generated_text": '{"label":"far too long a label"}'})["error"]["type"] == \
-        "OutputValidationError"
+    row = ray_preprocess(program, "body")({"id": 7, "body": "buy now"})
+    assert row["messages"] == program.messages("buy now")  # the outline prompt, as the program sends it
+    assert row["sampling_params"]["structured_outputs"]["json"] == vllm_constraint(task)
+    assert row["sampling_params"]["max_tokens"] == 32
+    post = ray_postprocess(program, "body")
+    assert post({"id": 7, "body": "buy now", "generated_text": '{"label":"spam"}'})["output"] == {"label": "spam"}
+    bad = post({"id": 8, "body": "hi", "generated_text": '{"label":"far too long a label"}'})
+    assert bad["error"]["type"] == "OutputValidationError" and bad["retry"] is True
+    again = ray_preprocess(program, "body")(bad)  # the retry carries the rejected answer and why
+    assert again["messages"][-2]["content"] == '{"label":"far too long a label"}'
+    assert post({**bad, "generated_text": "{}"})["retry"] is False  # max_retries=1 spent
 
 
 @pytest.mark.parametrize("flags, dtype", [("avx2 fma f16c", "float32"),

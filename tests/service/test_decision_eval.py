@@ -1,0 +1,61 @@
+"""Offline evaluation of decision logs: joining with labels added later, drift, `openfirst eval --decisions`."""
+
+import json
+
+import pytest
+
+from openfirst.cli import main
+from openfirst.service.decision_eval import evaluate_decisions, joined_outcome_rows, labels_by_id
+from openfirst.service.decision_log import DecisionLog
+
+
+def decision(i, target, score, decided_by="router", query=None):
+    return {"id": f"q{i}", "query": query or f"question {i}", "target": target, "decided_by": decided_by,
+            "score": score, "threshold": 0.0, "p_success": 0.5, "expected_frontier_share": 0.5, "cost_usd": 0.001}
+
+
+def test_join_accuracy_share_and_drift():
+    decisions = [decision(0, "local", -1), decision(1, "frontier", 1), decision(2, "local", -1),
+                 decision(3, "local", 1, decided_by="privacy")]  # the router wanted frontier; privacy pinned it
+    labels = labels_by_id([{"id": "q0", "local_score": 1, "frontier_score": 1},
+                           {"id": "q1", "local_score": 0, "frontier_score": 1},
+                           {"id": "q2", "score": 0},  # outcome of the model that answered (local)
+                           {"id": "unknown", "score": 1}])
+    r = evaluate_decisions(decisions, labels, target_share=0.5, tolerance=0.1)
+    assert r["labeled"] == 3 and r["accuracy"] == pytest.approx(2 / 3)
+    assert r["frontier_share"] == 0.25 and r["routed_frontier_share"] == 0.5
+    assert r["drift"]["warning"] is None
+    r = evaluate_decisions(decisions, labels, target_share=0.1, tolerance=0.1)
+    assert "above the target" in r["drift"]["warning"]
+    rows = joined_outcome_rows(decisions, labels)
+    assert [x["id"] for x in rows] == ["q0", "q1", "q2"] and rows[1] == {
+        "id": "q1", "query": "question 1", "local_score": 0.0, "frontier_score": 1.0}
+
+
+def test_eval_cli_joins_labels_and_writes_training_log(tmp_path, capsys):
+    dpath, lpath, out = tmp_path / "d.jsonl", tmp_path / "labels.csv", tmp_path / "joined.jsonl"
+    log = DecisionLog(dpath)
+    log.write_many([decision(i, "frontier" if i % 2 else "local", 1 if i % 2 else -1) for i in range(10)])
+    log.close()
+    lpath.write_text("id,local_score,frontier_score\n" + "".join(f"q{i},{i % 3 == 0:d},1\n" for i in range(10)))
+    assert main(["eval", "--decisions", str(dpath), str(lpath), "--json", "--joined-out", str(out),
+                 "--target-frontier-share", "0.1"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["labeled"] == 10 and report["routed_frontier_share"] == 0.5
+    assert "warning" in captured.err and report["drift"]["warning"]
+    assert len(out.read_text().splitlines()) == 10
+    assert main(["eval"]) == 2
+
+
+def test_live_drift_monitor_warns_once_per_excursion():
+    from openfirst.service.metrics import DriftMonitor
+
+    m = DriftMonitor(target=0.3, tolerance=0.1, window=100, min_decisions=50)
+    warnings = [m.add(i % 10 < 3) for i in range(100)]  # 30% frontier: on target
+    assert not any(warnings) and m.share == 0.3
+    warnings = [m.add(True) for _ in range(100)]  # everything to the frontier now
+    assert sum(w is not None for w in warnings) == 1 and "drift" in next(w for w in warnings if w)
+    assert m.warning and m.share == 1.0
+    [m.add(i % 10 < 3) for i in range(100)]
+    assert not m.warning
