@@ -83,6 +83,7 @@ class BatchRequest(BaseModel):
 
 
 def create_app(service: Service) -> FastAPI:
+    """The FastAPI app: limits and keys as middleware, typed errors as JSON, then the endpoints."""
     from openfirst.service.chat import register_chat
 
     in_flight: set[asyncio.Task] = set()
@@ -97,23 +98,19 @@ def create_app(service: Service) -> FastAPI:
                   summary="Routed extraction: compiled tasks on a local "
                   "open model, the frontier API only where the router says the local model will fail.")
     app.state.service = service
-    app.add_middleware(LimitsMiddleware, max_body_bytes=service.config.limits.max_body_bytes,
-                       max_concurrency=service.config.limits.max_concurrency,
-                       queue_timeout_s=service.config.limits.queue_timeout_s, metrics=service.metrics,
-                       body_timeout_s=service.config.limits.body_timeout_s, in_flight=in_flight)
+    limits = service.config.limits
+    app.add_middleware(LimitsMiddleware, max_body_bytes=limits.max_body_bytes,
+                       max_concurrency=limits.max_concurrency, queue_timeout_s=limits.queue_timeout_s,
+                       metrics=service.metrics, body_timeout_s=limits.body_timeout_s, in_flight=in_flight)
     app.add_middleware(AuthMiddleware, auth=service.auth)  # outermost: who calls, before any body is read
     _register_errors(app, service)
-    max_batch = service.config.limits.max_batch
+    _register_info(app, service)
+    _register_extract(app, service)
+    register_chat(app, service)
+    return app
 
-    limits = service.config.limits
 
-    class Batch(BatchRequest):
-        # the batch size is checked while the list is read, before its items are validated
-        inputs: list[str | InputItem] | None = Field(None, min_length=1, max_length=max_batch)
-
-    def check_batch(items: list[Item]) -> None:
-        check_text([item.text for item in items], limits.max_text_chars)
-
+def _register_info(app: FastAPI, service: Service) -> None:
     @app.get("/healthz", summary="liveness; with a key allowed 'health' (or without keys configured): what is "
              "configured")
     @app.get("/health", summary="alias of /healthz")
@@ -150,35 +147,36 @@ def create_app(service: Service) -> FastAPI:
                            "pinned_local": name in service.config.privacy.pin_tasks}
                           for name, t in service.tasks.items() if caller is None or caller.may_run(name)]}
 
+
+def _register_extract(app: FastAPI, service: Service) -> None:
+    limits = service.config.limits
+
+    class Batch(BatchRequest):
+        # the batch size is checked while the list is read, before its items are validated
+        inputs: list[str | InputItem] | None = Field(None, min_length=1, max_length=limits.max_batch)
+
     async def extract(name: str, body: Batch, request: Request) -> JSONResponse:
         caller = caller_of(request)
         if name not in service.tasks or (caller is not None and not caller.may_run(name)):
             visible = sorted(t for t in service.tasks if caller is None or caller.may_run(t))
             raise ServiceError(404, "unknown_task", f"no task named {name!r}", f"tasks: {', '.join(visible)}")
         items = body.items(caller)
-        check_batch(items)
+        check_text([item.text for item in items], limits.max_text_chars)
         start = time.perf_counter()
-        outcomes = await with_deadline(service.config.limits.deadline_s,
-                                       service.extract(name, items, caller, body.operating_point()))
-        latency_ms = round((time.perf_counter() - start) * 1000, 3)
-        results = [o.body for o in outcomes]
-        if body.input is not None:
-            status = 200 if outcomes[0].error is None else status_for(outcomes[0].error)
-            return JSONResponse({"task": name, **results[0], "request_latency_ms": latency_ms}, status_code=status)
-        return JSONResponse({"task": name, "results": results, "request_latency_ms": latency_ms,
-                             "errors": sum("error" in r for r in results),
-                             "cost_usd": _sum_cost(results)})
+        outcomes = await with_deadline(limits.deadline_s, service.extract(name, items, caller,
+                                                                          body.operating_point()))
+        return _extract_response(name, body, outcomes, time.perf_counter() - start)
 
     async def route(body: Batch, request: Request) -> dict[str, Any]:
         items = body.items(caller_of(request))
-        check_batch(items)
+        check_text([item.text for item in items], limits.max_text_chars)
         start = time.perf_counter()
-        routes = await with_deadline(service.config.limits.deadline_s, service.route(
+        routes = await with_deadline(limits.deadline_s, service.route(
             items, caller=caller_of(request), point=body.operating_point()))
         latency = time.perf_counter() - start
-        service.record("route", None, [RoutedOutcome(it, r, model=service.model_of(r.target))
-                                       for it, r in zip(items, routes)], latency)
-        out = [{"id": it.id, **r.public(), "model": service.model_of(r.target)} for it, r in zip(items, routes)]
+        decided = [RoutedOutcome(it, r, model=service.model_of(r.target)) for it, r in zip(items, routes)]
+        service.record("route", None, decided, latency)
+        out = [{"id": o.item.id, **o.route.public(), "model": o.model} for o in decided]
         latency_ms = round(latency * 1000, 3)
         if body.input is not None:
             return {**out[0], "latency_ms": latency_ms}
@@ -188,8 +186,18 @@ def create_app(service: Service) -> FastAPI:
     extract.__annotations__["body"] = route.__annotations__["body"] = Batch
     app.post("/v1/tasks/{name}/extract", summary="extract from one input or a batch, routed per input")(extract)
     app.post("/v1/route", summary="the routing decision only (nothing is generated)")(route)
-    register_chat(app, service)
-    return app
+
+
+def _extract_response(task: str, body: BatchRequest, outcomes: list[RoutedOutcome], latency_s: float
+                      ) -> JSONResponse:
+    """One input: its body, with the status of its error; a batch: every body, the error count and the cost."""
+    latency_ms = round(latency_s * 1000, 3)
+    results = [o.body for o in outcomes]
+    if body.input is not None:
+        status = 200 if outcomes[0].error is None else status_for(outcomes[0].error)
+        return JSONResponse({"task": task, **results[0], "request_latency_ms": latency_ms}, status_code=status)
+    return JSONResponse({"task": task, "results": results, "request_latency_ms": latency_ms,
+                         "errors": sum("error" in r for r in results), "cost_usd": _sum_cost(results)})
 
 
 @contextlib.contextmanager
@@ -225,6 +233,7 @@ def _sum_cost(results: list[dict[str, Any]]) -> float | None:
 
 
 def _register_errors(app: FastAPI, service: Service) -> None:
+    """Every error as one JSON shape with its status; request validation has its own (`_invalid_request`)."""
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         service.metrics.errors.labels(_endpoint(request), exc.body["error"]["type"]).inc()
@@ -232,19 +241,9 @@ def _register_errors(app: FastAPI, service: Service) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        bad_json = any(e.get("type") == "json_invalid" for e in errors)
-        # never echo the input back (it may be large or private): location and message only
-        details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors[:20]]
-        too_long = {tuple(e.get("loc", ()))[:2] for e in errors if e.get("type") == "too_long"}
-        too_many = ("batch_too_large" if ("body", "inputs") in too_long else
-                    "too_many_messages" if ("body", "messages") in too_long else None)
-        kind = "invalid_json" if bad_json else too_many or "invalid_request"
-        service.metrics.errors.labels(_endpoint(request), kind).inc()
-        message = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:5])
-        body = error_json(kind, message, "send fewer per request" if too_many else "see the OpenAPI spec at /openapi.json")
-        body["error"]["details"] = details
-        return JSONResponse(body, status_code=400 if bad_json else 413 if too_many else 422)
+        status, body = _invalid_request(exc.errors())
+        service.metrics.errors.labels(_endpoint(request), body["error"]["type"]).inc()
+        return JSONResponse(body, status_code=status)
 
     @app.exception_handler(InvalidRequest)
     async def invalid_options(request: Request, exc: InvalidRequest) -> JSONResponse:
@@ -266,6 +265,21 @@ def _register_errors(app: FastAPI, service: Service) -> None:
         log.error("unhandled %s on %s", type(exc).__name__, _endpoint(request), exc_info=exc)
         service.metrics.errors.labels(_endpoint(request), "internal").inc()
         return JSONResponse(error_json("internal_error", f"internal error ({type(exc).__name__})"), status_code=500)
+
+
+def _invalid_request(errors: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """A request that failed validation: bad JSON (400), too many inputs or messages (413), or invalid (422);
+    the input is never echoed back (it may be large or private): location and message only."""
+    bad_json = any(e.get("type") == "json_invalid" for e in errors)
+    details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in errors[:20]]
+    too_long = {tuple(e.get("loc", ()))[:2] for e in errors if e.get("type") == "too_long"}
+    too_many = ("batch_too_large" if ("body", "inputs") in too_long else
+                "too_many_messages" if ("body", "messages") in too_long else None)
+    kind = "invalid_json" if bad_json else too_many or "invalid_request"
+    message = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details[:5])
+    body = error_json(kind, message, "send fewer per request" if too_many else "see the OpenAPI spec at /openapi.json")
+    body["error"]["details"] = details
+    return (400 if bad_json else 413 if too_many else 422), body
 
 
 def _endpoint(request: Request) -> str:

@@ -35,13 +35,9 @@ class ServerLocal(EndpointSettings):
     flavor: Literal["openai", "vllm", "llama.cpp", "json_schema"] = "vllm"
 
 
-class TransformersLocal(_Strict):
-    """An in-process transformers model (CPU or GPU); `smollm2` is the embedded SmolLM2-135M-Instruct."""
+class _InProcessLocal(_Strict):
+    """What every in-process engine shares: per-task tuned models, process isolation, a price."""
 
-    kind: Literal["transformers"]
-    model: str = Field("smollm2", min_length=1, description="smollm2, a transformers model folder, or a tuned "
-                       "model's folder (openfirst finetune --out; its merged weights)")
-    device: str | None = None
     task_models: dict[str, str] = Field(default_factory=dict, description="per-task tuned models: task name -> a "
                                         "tuned model's folder (openfirst finetune --out), each its own engine (the "
                                         "merged model per task); tasks not named here run on `model`")
@@ -50,7 +46,16 @@ class TransformersLocal(_Strict):
     price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
 
 
-class VLLMLocal(_Strict):
+class TransformersLocal(_InProcessLocal):
+    """An in-process transformers model (CPU or GPU); `smollm2` is the embedded SmolLM2-135M-Instruct."""
+
+    kind: Literal["transformers"]
+    model: str = Field("smollm2", min_length=1, description="smollm2, a transformers model folder, or a tuned "
+                       "model's folder (openfirst finetune --out; its merged weights)")
+    device: str | None = None
+
+
+class VLLMLocal(_InProcessLocal):
     """vLLM in process (`vllm.LLM`; its CPU build here, the GPU build in production); `smollm2` is the embedded
     SmolLM2-135M-Instruct. Unset engine settings take this machine's defaults (`VLLMOptions.for_this_machine`)."""
 
@@ -61,15 +66,9 @@ class VLLMLocal(_Strict):
     tensor_parallel_size: int = Field(1, ge=1, le=64)
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
     max_model_len: int | None = Field(None, ge=16)
-    task_models: dict[str, str] = Field(default_factory=dict, description="per-task tuned models: task name -> a "
-                                        "tuned model's folder (openfirst finetune --out), each its own engine (the "
-                                        "merged model per task); tasks not named here run on `model`")
-    isolate: bool = Field(True, description="run the engine in a supervised child process: a native crash costs "
-                          "the requests in flight a 503 (EngineCrashed) and the engine restarts, the service stays up")
-    price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
 
 
-class LlamaCppLocal(_Strict):
+class LlamaCppLocal(_InProcessLocal):
     """llama.cpp in process (llama-cpp-python) on a GGUF file; `smollm2` is the embedded SmolLM2-135M-Instruct
     (Q4_1). The fastest engine here for one request at a time; vLLM is faster once requests batch."""
 
@@ -78,12 +77,6 @@ class LlamaCppLocal(_Strict):
                        "tuned model's folder (openfirst finetune --out; its GGUF)")
     n_ctx: int = Field(4096, ge=256, le=1_048_576)
     n_threads: int | None = Field(None, ge=1, le=1024)
-    task_models: dict[str, str] = Field(default_factory=dict, description="per-task tuned models: task name -> a "
-                                        "tuned model's folder (openfirst finetune --out), each its own engine (the "
-                                        "merged model per task); tasks not named here run on `model`")
-    isolate: bool = Field(True, description="run the engine in a supervised child process: a native crash costs "
-                          "the requests in flight a 503 (EngineCrashed) and the engine restarts, the service stays up")
-    price: Price | None = Field(None, description="USD per million tokens of the hardware it runs on")
 
 
 LocalSettings = Annotated[Union[ServerLocal, TransformersLocal, VLLMLocal, LlamaCppLocal],

@@ -58,16 +58,14 @@ def evaluate_decisions(decisions: Sequence[dict[str, Any]], labels: dict[str, di
                       if d.get("score") is not None and d.get("threshold") is not None], dtype=bool)
     share_all = float(np.mean(targets == "frontier"))
     share_routed = float(np.mean(chose)) if chose.size else math.nan
-    if target_share is None:
-        stored = [d.get("expected_frontier_share") for d in decisions if d.get("expected_frontier_share") is not None]
-        target_share = float(stored[-1]) if stored else None
+    target_share = _stored_share(decisions) if target_share is None else target_share
     joined = [(d, labels[str(d["id"])]) for d in decisions if str(d["id"]) in labels]
     answered = [_outcome(d, lab, d["target"]) for d, lab in joined]
     local = [_outcome(d, lab, "local") for d, lab in joined]
     frontier = [_outcome(d, lab, "frontier") for d, lab in joined]
     costs = [float(d["cost_usd"]) for d in decisions if d.get("cost_usd") is not None]
     recent = chose[-window:]
-    report: dict[str, Any] = {
+    return {
         "decisions": n,
         "labeled": len(joined),
         "decided_by": {k: int(np.sum(by == k)) for k in DECIDERS if np.any(by == k)},
@@ -85,7 +83,12 @@ def evaluate_decisions(decisions: Sequence[dict[str, Any]], labels: dict[str, di
         "drift": _drift(share_routed, float(np.mean(recent)) if recent.size else math.nan,
                         len(recent), target_share, tolerance),
     }
-    return report
+
+
+def _stored_share(decisions: Sequence[dict[str, Any]]) -> float | None:
+    """The frontier share the service expected when it logged these decisions (the latest one stored)."""
+    stored = [d.get("expected_frontier_share") for d in decisions if d.get("expected_frontier_share") is not None]
+    return float(stored[-1]) if stored else None
 
 
 def _cascade_report(decisions: Sequence[dict[str, Any]], labels: dict[str, dict[str, float]]) -> dict[str, Any]:

@@ -75,16 +75,8 @@ class LimitsMiddleware:
             body = await self._read_body(scope, receive, send_watch)
             if body is None:
                 return
-            if limited:
-                try:
-                    await asyncio.wait_for(self._slots.acquire(), self.queue_timeout_s or 1e-9)
-                    acquired = True
-                except asyncio.TimeoutError:
-                    await send_json(send_watch, 503, error_json(
-                        "overloaded", "too many requests in flight", "retry after a moment", True),
-                        {"Retry-After": "1"})
-                    return
-                self.metrics.in_flight.inc()
+            if limited and not (acquired := await self._acquire(send_watch)):
+                return
             await self.app(scope, _replay(body, receive), send_watch)
         except asyncio.CancelledError:  # shutdown past its grace period: answer if nothing was sent yet
             if status["code"] == 500:
@@ -100,6 +92,17 @@ class LimitsMiddleware:
             endpoint = endpoint_label(scope)
             self.metrics.requests.labels(endpoint, str(status["code"])).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+    async def _acquire(self, send: Send) -> bool:
+        """A concurrency slot within queue_timeout_s, or 503 `overloaded` (False)."""
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.queue_timeout_s or 1e-9)
+        except asyncio.TimeoutError:
+            await send_json(send, 503, error_json("overloaded", "too many requests in flight", "retry after a moment",
+                                                  True), {"Retry-After": "1"})
+            return False
+        self.metrics.in_flight.inc()
+        return True
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or None after answering 413 (or when the client went away)."""

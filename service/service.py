@@ -20,6 +20,7 @@ from openfirst.service.config import ServiceConfig
 from openfirst.service.decision_log import DecisionLog
 from openfirst.service.metrics import ServiceMetrics
 from openfirst.service.models import registry_from_config
+from openfirst.pipeline.operating_point import expected_share, operating_point
 from openfirst.service.privacy import PrivacyRules
 from openfirst.service.spending import Spend
 
@@ -162,40 +163,6 @@ def task_programs(config: ServiceConfig, tasks: dict[str, CompiledTask], models:
                 local_only[name] = str(exc)
                 log.warning("task %s stays local: the frontier cannot run it (%s)", name, exc)
     return programs, local_only
-
-
-def operating_point(config: ServiceConfig, router: Any) -> tuple[float | None, Any]:
-    """(the service's threshold, None: the artifact's own; the calibration queries' routing scores)."""
-    if router is None:
-        return None, None
-    if config.router.frontier_share is not None:
-        return calibrate(router, config.router.calibration, config.router.frontier_share)
-    return config.router.threshold, None
-
-
-def expected_share(config: ServiceConfig, router: Any) -> float | None:
-    """The frontier share the drift monitor expects: the configured target, the configured share, or the
-    artifact's (which belongs to its own threshold, not to an override)."""
-    for share in (config.router.target_frontier_share, config.router.frontier_share):
-        if share is not None:
-            return share
-    if router is not None and config.router.threshold is None:
-        return router.expected_frontier_share
-    return None
-
-
-def calibrate(router: Any, queries_from: str, share: float) -> tuple[float, Any]:
-    """(the threshold that sends `share` of the calibration queries to the frontier, their routing scores);
-    embeddings cached on disk."""
-    from openfirst.router.policy import threshold_for_share
-    from openfirst.router.public_data import load_log_or_public
-
-    queries = load_log_or_public(queries_from, require_local=False).queries
-    scores = router.calibration_scores(queries)
-    threshold = threshold_for_share(scores, share)
-    log.info("threshold %.4f sends %.1f%% of %d calibration queries to the frontier", threshold, 100 * share,
-             len(queries))
-    return threshold, scores
 
 
 def _check_budget_prices(config: ServiceConfig, models: ModelRegistry) -> None:

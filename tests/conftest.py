@@ -7,8 +7,7 @@ import pytest
 
 from openfirst.compiler.tiny_model import build_tiny_model
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "datasets"
+from tests.helpers import FAST_TRAIN, SHARED_DATA
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -27,9 +26,6 @@ def cache_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("openfirst-cache")
     os.environ["OPENFIRST_CACHE"] = str(path)
     return path
-
-
-FAST_TRAIN = ["--trials", "3", "--outer-folds", "2", "--inner-folds", "2", "--no-progress"]
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +63,14 @@ def tiny_backend(tiny_model_dir):
     from openfirst.compiler.backends.transformers_local import TransformersBackend
 
     return TransformersBackend.load(str(tiny_model_dir), device="cpu")
+
+
+# fixtures that load a model or start a server: a test that uses one is slow, whatever its own markers say, so
+# the fast suite (-m "not slow") never loads a model
+MODEL_FIXTURES = {"tiny_model_dir", "tiny_backend", "trained_router", "router_dir", "llama"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from openfirst.compiler.backends.base import Generation, GrammarBackend
-from openfirst.compiler.backends.logits import GrammarLogitsProcessor, generated_tokens_penalty
+from openfirst.compiler.backends.grammar_logits_processor import GrammarLogitsProcessor, generated_tokens_penalty
 from openfirst.compiler.confidence import pieces_from_ids
 from openfirst.compiler.errors import BackendError
 from openfirst.compiler.tokenizer import TokenizerInfo

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from openfirst.compiler.backends.base import Generation, GrammarBackend
-from openfirst.compiler.backends.logits import GrammarLogitsProcessor
+from openfirst.compiler.backends.grammar_logits_processor import GrammarLogitsProcessor
 from openfirst.compiler.confidence import pieces_from_ids
 from openfirst.compiler.errors import BackendError
 from openfirst.core.paths import cache_dir

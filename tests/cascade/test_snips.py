@@ -3,7 +3,7 @@
 from openfirst.cascade.snips import (INTENTS, SlotCounts, all_right, covering_examples, example_pairs, load_intent,
                                      predicted_slots, slot_model)
 from openfirst.compiler.task import compile_task
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 
 def test_every_intent_loads_100_test_utterances_with_gold_substrings():

@@ -11,7 +11,7 @@ from openfirst.compiler.errors import IncompleteOutput, OutputValidationError
 from openfirst.compiler.program import Failure, Program, ProgramOptions, Result
 from openfirst.compiler.schema import SchemaOptions
 from openfirst.compiler.task import compile_task
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 
 class Ticket(BaseModel):

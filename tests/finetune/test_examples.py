@@ -9,7 +9,7 @@ from openfirst.compiler.task import load_task
 from openfirst.core.errors import LogFormatError
 from openfirst.finetune.errors import FinetuneError
 from openfirst.finetune.examples import merge, read_decisions, read_labelled, read_snips, split_held_out
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 TASK = f"{ROOT}/datasets/tasks/support_ticket.py:SupportTicket"
 GOOD = {"category": "billing", "priority": 2, "summary": "Refund the double charge."}

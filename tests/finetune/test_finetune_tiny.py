@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from openfirst.cli import main
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 TASK = f"{ROOT}/datasets/tasks/support_ticket.py:SupportTicket"

@@ -6,7 +6,7 @@ import pytest
 
 from openfirst.core.errors import ConfigError
 from openfirst.pipeline.batching import BatchingRouter
-from tests.service.conftest import fake_router
+from tests.helpers import fake_router
 
 
 def test_a_bad_input_fails_only_its_own_request():

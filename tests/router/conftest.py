@@ -1,16 +1,10 @@
-"""Fixtures for the router's unit tests: synthetic embeddings, texts and outcomes (no model runs)."""
+"""Fixtures for the router's unit tests: a small fitted router on the synthetic data of tests/helpers.py."""
 
-import numpy as np
 import pytest
 
 from openfirst.router.api import Router
 from openfirst.router.scorer import EnsembleScorer, RoutingScorer
-
-RNG = np.random.default_rng(0)
-E = RNG.normal(size=(120, 8)).astype(np.float32)
-TEXTS = [("word " * int(k)).strip() for k in RNG.integers(1, 30, 120)]
-YL = (E[:, 0] + 0.3 * RNG.normal(size=120) > 0).astype(float)
-YF = np.maximum(YL, (RNG.random(120) > 0.4)).astype(float)
+from tests.helpers import E, TEXTS, YF, YL
 
 
 @pytest.fixture

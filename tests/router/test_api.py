@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.router.conftest import E, TEXTS
+from tests.helpers import E, TEXTS
 
 from openfirst.router.api import Router
 from openfirst.router.artifact import ARRAYS_FILE, CONFIG_FILE

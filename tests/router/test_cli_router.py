@@ -7,7 +7,7 @@ import pytest
 
 from openfirst.cli import main
 from openfirst.router.public_data import load_routellm_gsm8k
-from tests.conftest import FAST_TRAIN
+from tests.helpers import FAST_TRAIN
 
 FAST = FAST_TRAIN
 

@@ -10,7 +10,7 @@ from openfirst.router.errors import ArtifactError
 from openfirst.router.heads import Head
 from openfirst.router.scorer import EnsembleScorer, RoutingScorer
 
-from tests.router.conftest import E, YL
+from tests.helpers import E, YL
 
 
 @pytest.mark.parametrize("family,params", [("logreg", {"C": 0.5}), ("mlp", {"hidden": 8, "alpha": 1.0, "pca": 8}),

@@ -8,7 +8,7 @@ from openfirst.core.errors import NotFittedError
 from openfirst.router.errors import ArtifactError
 from openfirst.router.inference import SavedEnsemble
 from openfirst.router.scorer import EnsembleScorer, RoutingScorer
-from tests.router.conftest import E, TEXTS, YF, YL
+from tests.helpers import E, TEXTS, YF, YL
 
 
 def members():

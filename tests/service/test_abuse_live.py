@@ -11,7 +11,7 @@ import pytest
 
 from openfirst.compiler.backends.fake import ScriptedBackend
 from openfirst.service.app import serve_in_thread
-from tests.service.conftest import GOOD_TICKET, fake_service
+from tests.helpers import GOOD_TICKET, fake_service
 
 pytestmark = pytest.mark.slow  # live servers and sockets
 

@@ -1,23 +1,9 @@
 """The FastAPI app in process (httpx over ASGI, no socket) on FAKE backends and a FAKE-embedder router: endpoints,
 status codes of typed errors, the JSON error shape."""
 
-import asyncio
-
-import httpx
-
 from openfirst.compiler.backends.fake import ScriptedBackend
 from openfirst.compiler.errors import ConnectionFailed
-from openfirst.service.app import create_app
-from tests.service.conftest import GOOD_TICKET, fake_service
-
-
-def call(service, method, path, **kw):
-    async def go():
-        transport = httpx.ASGITransport(app=create_app(service))
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            return await client.request(method, path, **kw)
-
-    return asyncio.run(go())
+from tests.helpers import GOOD_TICKET, call, fake_service
 
 
 def test_endpoints_and_errors(tmp_path):

@@ -9,8 +9,8 @@ from openfirst.compiler.backends.base import Generation
 from openfirst.compiler.backends.fake import ScriptedBackend
 from openfirst.compiler.backends.pricing import Price
 from openfirst.service.auth import key_hash
-from tests.service.conftest import GOOD_TICKET, fake_service
-from tests.service.test_app import call
+from tests.helpers import GOOD_TICKET, fake_service
+from tests.helpers import call
 
 FULL, NARROW, LOCAL_ONLY, TIGHT, STRICT = "of_full-key", "of_narrow-key", "of_local-key", "of_tight-key", "of_strict"
 HARD = "prove the theorem 11"

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from openfirst.compiler.backends.fake import ScriptedBackend
-from tests.service.conftest import fake_service
-from tests.service.test_app import call
+from tests.helpers import fake_service
+from tests.helpers import call
 
 
 def chat(service, *messages, **extra):

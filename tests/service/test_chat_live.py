@@ -4,7 +4,7 @@
 import openai
 import pytest
 
-from tests.service.conftest import live_service, llama_local, make_config
+from tests.helpers import live_service, llama_local, make_config
 
 pytestmark = pytest.mark.slow
 ASK = [{"role": "user", "content": "Say hello in French."}]

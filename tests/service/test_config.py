@@ -6,7 +6,7 @@ import pytest
 
 from openfirst.service.config import ServiceConfig
 from openfirst.core.errors import ConfigError
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_sample_config_validates_and_resolves_paths():

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from openfirst.compiler.backends.llamacpp_server import free_port
-from tests.service.conftest import TASK
+from tests.helpers import TASK
 
 pytestmark = pytest.mark.slow  # a real server process and the real SmolLM2
 

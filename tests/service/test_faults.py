@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from tests.service.conftest import SECRET, down_local, live_service, make_config
+from tests.helpers import SECRET, down_local, live_service, make_config
 from openfirst.compiler.backends.fake_server import Reply, ScriptedServer, completion
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from openfirst.cli import main
-from tests.service.conftest import TASK, live_service, make_config
+from tests.helpers import TASK, live_service, make_config
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 from openfirst.cli import main
 from openfirst.router.api import Router
 from openfirst.router.records import read_log
-from tests.service.conftest import live_service, llama_local, make_config
+from tests.helpers import live_service, llama_local, make_config
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, llama, router_dir):
     from openfirst.compiler.backends.fake_server import ScriptedServer
-    from tests.service.conftest import frontier_reply
+    from tests.helpers import frontier_reply
 
     tmp = tmp_path_factory.mktemp("served")
     with ScriptedServer(responder=frontier_reply) as frontier:

@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from tests.service.conftest import down_local, live_service, llama_local, make_config
+from tests.helpers import down_local, live_service, llama_local, make_config
 
 pytestmark = pytest.mark.slow
 PINNED = ["My parcel is lost, email me at maria.rossi@example.it",

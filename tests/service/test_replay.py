@@ -8,7 +8,7 @@ import pytest
 
 from openfirst.cli import main
 from openfirst.router.records import read_log
-from tests.service.conftest import down_local, live_service, make_config
+from tests.helpers import down_local, live_service, make_config
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 
 from openfirst.compiler.backends.fake_server import Reply, ScriptedServer, completion
 from openfirst.compiler.backends.llamacpp_server import free_port
-from tests.service.conftest import GOOD_TICKET, TASK
+from tests.helpers import GOOD_TICKET, TASK
 
 pytestmark = pytest.mark.slow  # a real server process
 

