@@ -188,7 +188,7 @@ def analyse(records: list[dict], embeddings: np.ndarray, frontier_accuracy: floa
 
 def run(data_dir: Path, modes: Sequence[str], k: int, limit: int | None, frontier_accuracy: float, fresh: bool,
         progress: bool = True) -> dict[str, Any]:
-    from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
+    from openfirst.pipeline.models import build_local
     from openfirst.router.embeddings import DEFAULT_MODEL, Embedder
 
     data = load(data_dir)
@@ -198,7 +198,7 @@ def run(data_dir: Path, modes: Sequence[str], k: int, limit: int | None, frontie
 
     def factory():
         if not backend:
-            backend.append(LlamaCppBackend.load())
+            backend.append(build_local("llama.cpp"))
         return backend[0]
 
     t0 = time.perf_counter()

@@ -62,12 +62,12 @@ def ensure_tuned(data_dir: Path, per_intent: int | None, epochs: int, work: Path
 
 def tuned_records(tuned, data, limit: int | None, fresh: bool, progress: bool) -> list[dict]:
     from openfirst.cascade.bench import run_local
-    from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
+    from openfirst.pipeline.models import build_local
 
     path = tuned.path.parent / f"{tuned.path.name}.records-{limit or 'all'}.jsonl"
     if path.exists() and not fresh:
         return _jsonl(path)
-    backend = LlamaCppBackend.load(tuned.gguf)
+    backend = build_local("llama.cpp", tuned.gguf)
     try:
         records = run_local(data, "none", 0, limit, backend, None, progress, prompt=TUNED_PROMPT)
     finally:
@@ -81,7 +81,7 @@ def compare_gguf_types(tuned, data, records: list[dict], fresh: bool, per_intent
     """Slot F1 of the tuned model's GGUF at other types than its own, on the first `per_intent` validate utterances
     of each intent (its own type's figure from `records`, on the same utterances)."""
     from openfirst.cascade.bench import run_local, slot_f1
-    from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
+    from openfirst.pipeline.models import build_local
     from openfirst.finetune.gguf_export import export_gguf
 
     own = tuned.card["gguf"]["type"]
@@ -91,7 +91,7 @@ def compare_gguf_types(tuned, data, records: list[dict], fresh: bool, per_intent
         path = tuned.path.parent / f"{tuned.path.name}.{t}.gguf"
         if fresh or not path.exists():
             export_gguf(tuned.merged, path, t, tuned.card["gguf"]["pre_tokenizer"])
-        backend = LlamaCppBackend.load(path)
+        backend = build_local("llama.cpp", path)
         try:
             recs = run_local(data, "none", 0, per_intent, backend, None, False, prompt=TUNED_PROMPT)
         finally:
@@ -137,7 +137,7 @@ def run(data_dir: Path, sizes: Sequence[int | None], limit: int | None, epochs: 
         replay_limit: int | None = 30, cascade_threshold: float = 0.6) -> dict[str, Any]:
     from openfirst.cascade.bench import local_records
     from openfirst.cascade.snips import load
-    from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
+    from openfirst.pipeline.models import build_local
     from openfirst.core.machine import this_cpu
     from openfirst.router.embeddings import DEFAULT_MODEL, Embedder
 
@@ -151,7 +151,7 @@ def run(data_dir: Path, sizes: Sequence[int | None], limit: int | None, epochs: 
 
     def factory():
         if not base_backend:
-            base_backend.append(LlamaCppBackend.load())
+            base_backend.append(build_local("llama.cpp"))
         return base_backend[0]
 
     base = local_records(data, "similar", 5, limit, False, factory, embed, progress)
@@ -258,7 +258,7 @@ def distill_replay(data_dir: Path, per_intent: int, epochs: int, frontier_accura
     `threshold`, the gold frontier), fine-tune from its decision log, redeploy, and replay the validate set (at most
     `replay_limit` per intent) through the base and the tuned service."""
     from openfirst.cascade.snips import load, slot_model
-    from openfirst.compiler.backends.llamacpp_local import LlamaCppBackend
+    from openfirst.pipeline.models import build_local
     from openfirst.compiler.task import compile_task
     from openfirst.finetune.artifact import is_tuned_model, load_card
     from openfirst.finetune.examples import merge, read_decisions
@@ -276,7 +276,7 @@ def distill_replay(data_dir: Path, per_intent: int, epochs: int, frontier_accura
     if result_path.exists() and not fresh:
         return json.loads(result_path.read_text())
     validate = [u for d in data for u in d.validate[:replay_limit]]
-    base = LlamaCppBackend.load()
+    base = build_local("llama.cpp")
     try:
         if fresh or not log_path.exists():
             log_path.unlink(missing_ok=True)
@@ -296,7 +296,7 @@ def distill_replay(data_dir: Path, per_intent: int, epochs: int, frontier_accura
                          held_out_share=0.0, sources=[f"decision log {log_path}"], progress=progress)
     else:
         tuned = load_card(model_dir)
-    backend = LlamaCppBackend.load(tuned.gguf)
+    backend = build_local("llama.cpp", tuned.gguf)
     try:
         after = replay(_service(str(model_dir), backend, tasks, frontier, threshold, None), validate, progress,
                        "replay validate (tuned)")

@@ -141,10 +141,10 @@ class tuned_runner:
         self.tuned, self.engine = tuned, engine
 
     def __enter__(self):
-        from openfirst.compiler.backends.isolated import EngineSpec
+        from openfirst.pipeline.models import build_local
         from openfirst.compiler.program import Program, ProgramOptions, Result
 
-        self.backend = EngineSpec(self.engine, str(self.tuned.path)).load()
+        self.backend = build_local(self.engine, str(self.tuned.path))
         opts = ProgramOptions(max_retries=0, leak_guard=False, schema_in_prompt=self.tuned.prompt.schema_in_prompt)
 
         def run(task, text):

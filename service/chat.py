@@ -89,15 +89,16 @@ class ChatRequest(_Strict):
     max_tokens: int | None = Field(None, ge=1, le=32_768)
     max_completion_tokens: int | None = Field(None, ge=1, le=32_768)
     stop: str | list[str] | None = None
-    seed: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    # numbers are bounded as OpenAI bounds them: nothing unbounded reaches the frontier
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
     n: int | None = Field(None, ge=1, le=1)
     response_format: dict[str, Any] | None = None
     stream_options: dict[str, Any] | None = None
     user: str | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     # tools pass on to the model that answers; their names, descriptions and schemas are read by the privacy
     # rules like the messages (a remote engine runs them; the in-process local model refuses them: typed 502)
     tools: list[Tool] | None = Field(None, max_length=128)
@@ -165,7 +166,7 @@ def register_chat(app: FastAPI, service: Service) -> None:
         call = ChatCall.read(service, body, request, x_openfirst_private)
         deadline = service.config.limits.deadline_s
         route = (await with_deadline(deadline, service.route(
-            [call.item], extra_texts=[call.strings], caller=call.caller, chat=True, point=call.point)))[0]
+            [call.item], extra_texts=[call.privacy_texts], caller=call.caller, chat=True, point=call.point)))[0]
         route = call.admit(route)
         try:
             if body.stream:
@@ -194,6 +195,9 @@ class ChatCall:
     def __init__(self, service: Service, caller: Any, item: Item, sent: dict[str, Any], strings: list[str],
                  point: OperatingPoint):
         self.service, self.caller, self.item, self.strings, self.point = service, caller, item, strings, point
+        # what the privacy rules read: every message's text in order (a number split across two messages meets at
+        # their junction), then every string the request would send
+        self.privacy_texts = [text_of(ChatMessage(**m)) for m in sent["messages"]] + strings
         self.params = {k: sent[k] for k in PASSED_ON if k in sent}  # the checked request's JSON, as it was sent
         self.messages = sent["messages"]  # the checked request, and nothing else, is what is sent
         limit = service.config.limits.max_output_tokens

@@ -126,6 +126,9 @@ class PrivacySettings(_Strict):
     phone_regions: list[str] = Field(default_factory=lambda: list(PHONE_REGIONS), min_length=1,
                                      description="ISO 3166 regions whose national phone formats are recognised")
     patterns: list[str] = Field(default_factory=list, description="extra regexes; a match pins the request")
+    keywords: list[str] = Field(default_factory=list, description="words that pin a request in any of their forms: "
+                                "plural, possessive, derived nouns, digit-for-letter spellings (salary: salaries, "
+                                "salary's, s4lary)")
     pin_tasks: list[str] = Field(default_factory=list, description="tasks whose requests always stay local")
     strict: bool = Field(False, description="only allow-listed traffic may reach the frontier: tasks in "
                          "frontier_tasks, chat if frontier_chat, and none that a detector or pattern flags")
@@ -141,6 +144,15 @@ class PrivacySettings(_Strict):
         if unknown:
             raise ValueError(f"unknown phone regions {unknown}: use ISO 3166 codes like US, GB, DE")
         return [r.upper() for r in regions]
+
+    @field_validator("keywords")
+    @classmethod
+    def _words(cls, keywords: list[str]) -> list[str]:
+        from openfirst.service.privacy import keyword_pattern
+
+        for k in keywords:
+            keyword_pattern(k)  # ValueError names the keyword
+        return keywords
 
     @field_validator("patterns")
     @classmethod

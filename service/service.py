@@ -40,8 +40,8 @@ class Service:
         self.expected_share = expected_share(config, router)
         self.metrics.watch_drift(self.expected_share, config.router.drift_tolerance)
         programs, local_only = task_programs(config, tasks, models)
-        privacy = PrivacyRules(config.privacy.detectors, config.privacy.patterns, config.privacy.pin_tasks,
-                               config.privacy.phone_regions)
+        p = config.privacy
+        privacy = PrivacyRules(p.detectors, p.patterns, p.pin_tasks, p.phone_regions, keywords=p.keywords)
         self.pipeline = Pipeline(models, programs, privacy=privacy, policy=RoutingPolicy.from_config(config),
                                  router=router, router_batch=config.router.batch_size, threshold=threshold,
                                  calibration_scores=calibration, local_only=local_only, hooks=Hooks())

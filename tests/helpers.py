@@ -98,6 +98,26 @@ def call(service, method, path, **kw):
     return asyncio.run(go())
 
 
+# -- privacy: the classes a held-out probe of a real `openfirst serve` still got through (issue 22)
+PROBE_LEAKS = {
+    "phone, en dashes": "call me on 555\u2013867\u20135309 tonight",
+    "phone, em dashes": "my number is +44 20\u20147946\u20140958",
+    "phone, non-breaking hyphens": "ring 020\u20117946\u20110958",
+    "phone, minus signs": "fax 030\u22124567\u22128901",
+    "email, spaces around @": "write to jane.doe @ example.com please",
+    "email, space after @": "jane.doe@ example.com",
+    "email, IP-literal domain": "mail ops@[192.168.10.4] now",
+    "email, IPv6 literal": "reach root@[IPv6:2001:db8::1]",
+    "email, bracketless IP": "mail ops@10.0.0.7 now",
+    "email, quoted local part": 'send it to "john doe"@example.org',
+    "base64 email": "payload ZW1haWwgamFuZS5kb2VAZXhhbXBsZS5jb20gdG9kYXk=",
+    "base64 phone, URL-safe": "data=KzEgNDE1IDU1NSAyNjcx",
+}
+KEYWORD_FORMS = {"their salaries went up": "salary", "the salary's breakdown": "salary",
+                 "my s4l4ry is low": "salary", "5alary review": "salary", "a question of confidentiality":
+                 "confidential", "two diagnoses were made": "diagnosis", "the patients' files": "patient"}
+
+
 # -- the router's unit tests: synthetic embeddings, texts and outcomes (no model runs) ----------------------------
 RNG = np.random.default_rng(0)
 E = RNG.normal(size=(120, 8)).astype(np.float32)

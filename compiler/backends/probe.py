@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
-from openfirst.compiler.backends.isolated import ENGINES, EngineSpec, engine_facts, signal_name
+from openfirst.compiler.backends.isolated import ENGINES, engine_facts, signal_name
 
 MARK = "OPENFIRST_PROBE "  # the result line, told apart from what engines print
 # the distribution that provides each engine (the first one installed is reported)
@@ -103,10 +103,11 @@ def _run(engine: str, max_tokens: int) -> ProbeResult:
     from openfirst.compiler.schema_spec import as_task
     from openfirst.compiler.errors import OpenFirstError
     from openfirst.compiler.program import Program, Result
+    from openfirst.pipeline.models import build_local
 
     start = time.perf_counter()
     try:
-        backend = EngineSpec(engine).load()
+        backend = build_local(engine)
     except ImportError as exc:
         return ProbeResult(engine, "missing", f"{type(exc).__name__}: {exc}", HINTS[engine])
     except OpenFirstError as exc:

@@ -43,6 +43,3 @@ def test_a_failure_a_cut_and_a_routing_decision_each_say_what_they_are():
     assert cut.ok is False and cut.record("extract", "t", "now", None, 2.0)["latency_s"] == 2.0
     routed = RoutedOutcome(Item("x"), Route("frontier", "router", score=1.0, threshold=0.5), model="big")
     assert routed.ok is None and routed.record("route", None, "now", None, 0.1)["model"] == "big"
-    assert routed.route.router_chose == "frontier" and not routed.route.pinned
-    pinned = Route("local", "privacy", pin_reasons=("email",))
-    assert pinned.pinned and pinned.public()["pin_reasons"] == ["email"] and pinned.router_chose is None

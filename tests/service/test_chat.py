@@ -5,8 +5,7 @@ import json
 import pytest
 
 from openfirst.compiler.backends.fake import ScriptedBackend
-from tests.helpers import fake_service
-from tests.helpers import call
+from tests.helpers import call, fake_service
 
 
 def chat(service, *messages, **extra):
@@ -164,3 +163,28 @@ def test_the_in_process_model_refuses_tools_with_a_typed_error(tmp_path):
     service = fake_service(tmp_path, ScriptedBackend(["x"], cycle=True))
     r = chat(service, {"role": "user", "content": "refund my order 4"}, tools=TOOLS)
     assert r.status_code == 502 and "cannot call tools" in r.json()["error"]["message"]
+
+
+def test_a_card_number_split_across_two_messages_stays_local():
+    """Reported by a held-out probe: the halves of a card number in two messages reached the frontier."""
+    import tempfile
+    from pathlib import Path
+
+    frontier = ScriptedBackend(["hi"], cycle=True)
+    service = fake_service(Path(tempfile.mkdtemp()), ScriptedBackend(["ok"], cycle=True), frontier)
+    r = chat(service, {"role": "user", "content": "my card is 4111 1111"},
+             {"role": "assistant", "content": "go on"}, {"role": "user", "content": "1111 1111 - prove the theorem 9"})
+    assert r.status_code == 200 and r.json()["openfirst"]["decided_by"] == "privacy" and frontier.seen == []
+
+
+def test_numeric_parameters_are_bounded_before_anything_is_sent(tmp_path):
+    """Reported: a 4,000-digit top_logprobs reached the frontier."""
+    frontier = ScriptedBackend(["hi"], cycle=True)
+    service = fake_service(tmp_path, ScriptedBackend(["ok"], cycle=True), frontier)
+    hard = {"role": "user", "content": "prove the theorem 10"}
+    for bad in ({"top_logprobs": int("9" * 4000)}, {"top_logprobs": 21}, {"presence_penalty": 3.0},
+                {"frequency_penalty": -2.5}, {"seed": 2**64}):
+        r = chat(service, hard, **bad)
+        assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request", bad
+    assert frontier.seen == []
+    assert chat(service, hard, top_logprobs=5, logprobs=True, seed=7).status_code == 200

@@ -46,16 +46,3 @@ def test_eval_cli_joins_labels_and_writes_training_log(tmp_path, capsys):
     assert "warning" in captured.err and report["drift"]["warning"]
     assert len(out.read_text().splitlines()) == 10
     assert main(["eval"]) == 2
-
-
-def test_live_drift_monitor_warns_once_per_excursion():
-    from openfirst.service.metrics import DriftMonitor
-
-    m = DriftMonitor(target=0.3, tolerance=0.1, window=100, min_decisions=50)
-    warnings = [m.add(i % 10 < 3) for i in range(100)]  # 30% frontier: on target
-    assert not any(warnings) and m.share == 0.3
-    warnings = [m.add(True) for _ in range(100)]  # everything to the frontier now
-    assert sum(w is not None for w in warnings) == 1 and "drift" in next(w for w in warnings if w)
-    assert m.warning and m.share == 1.0
-    [m.add(i % 10 < 3) for i in range(100)]
-    assert not m.warning

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from openfirst.service.privacy import PrivacyRules, views
+from tests.helpers import KEYWORD_FORMS, PROBE_LEAKS
 
 CORPUS = Path(__file__).resolve().parents[2] / "datasets" / "privacy" / "positives.jsonl"
 
@@ -56,7 +57,7 @@ def test_patterns_flag_and_tasks_and_no_matched_text_in_reasons():
 
 def test_views_normalise_and_decode():
     assert views("ａ\u200bb") == ["ab"]
-    assert views("x%40y &#64; z [at] w (dot) org")[-1] == "x@y @ z@w.org"
+    assert views("x%40y &#64; z [at] w (dot) org")[-1] == "x@y@z@w.org"  # spaces around "@" joined too
 
 
 def test_corpus_recall_per_entity_type_is_at_least_99_percent():
@@ -96,3 +97,37 @@ def test_detectors_take_linear_time_on_hostile_input(text):
     # spans than the check budget is pinned (fails closed), never let through unchecked
     reasons = PrivacyRules(patterns=[r"secret"]).check(text).reasons
     assert reasons in {(), ("phone",), ("card",)} or "unverifiable" in reasons
+
+
+@pytest.mark.parametrize("case", sorted(PROBE_LEAKS))
+def test_each_class_the_probe_got_through_is_pinned(case):
+    check = PrivacyRules().check(PROBE_LEAKS[case])
+    assert check.pinned and "unverifiable" not in check.reasons, case
+
+
+@pytest.mark.parametrize("text", sorted(KEYWORD_FORMS))
+def test_keyword_rules_match_the_word_s_forms_and_digit_for_letter_spellings(text):
+    rules = PrivacyRules(detectors=[], keywords=[KEYWORD_FORMS[text]])
+    assert rules.check(text).reasons == ("keyword:0",)
+
+
+def test_keyword_rules_do_not_match_other_words_and_refuse_what_is_not_a_word():
+    rules = PrivacyRules(detectors=[], keywords=["salary", "patient", "diagnosis"])
+    for text in ("salad and saltiness", "an impatient driver", "outpatients are elsewhere", "diagnostics run"):
+        assert not rules.check(text).pinned, text
+    with pytest.raises(ValueError, match="patterns"):
+        PrivacyRules(keywords=[r"\d+"])
+
+
+def test_a_card_number_split_across_two_messages_is_pinned_in_either_order():
+    rules = PrivacyRules()
+    assert rules.check(["my card is 4111 1111", "1111 1111, thanks"]).reasons == ("card",)
+    assert rules.check(["1111 1111, thanks", "my card is 4111 1111"]).reasons == ("card",)
+    assert not rules.check(["order 4111 1111", "ships in 3 days"]).pinned
+
+
+def test_typographic_dashes_and_spaced_at_signs_stay_quiet_on_ordinary_text():
+    rules = PrivacyRules()
+    for text in ("The meeting is 10\u201311 am on 2024\u201305\u201303", "email me @ work tomorrow",
+                 "internationalization of the app", "version 2.0 @ 10.5 speed"):
+        assert not rules.check(text).pinned, text

@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from tests.helpers import down_local, live_service, llama_local, make_config
+from tests.helpers import KEYWORD_FORMS, PROBE_LEAKS, down_local, live_service, llama_local, make_config
 
 pytestmark = pytest.mark.slow
 PINNED = ["My parcel is lost, email me at maria.rossi@example.it",
@@ -61,3 +61,23 @@ def test_pinned_task_and_failing_local_with_fallback(tmp_path, frontier, router_
             "model": "openfirst-router", "stream": True, "messages": [{"role": "user", "content": "mail a@b.com"}]})
         assert stream.status_code == 502
     assert frontier.calls == 0
+
+
+def test_the_held_out_probe_s_classes_never_reach_the_frontier(tmp_path, frontier, router_dir):
+    """Issue 22: typographic dashes, spaced or IP-literal or quoted emails, word forms and digit-for-letter
+    spellings of a keyword rule, base64, a card split across two chat messages; an unpinned control still leaves."""
+    cfg = make_config(tmp_path, local=down_local(), frontier=frontier,
+                      router={"artifact": str(router_dir), "threshold": -1e9},
+                      privacy={"keywords": sorted(set(KEYWORD_FORMS.values()))})
+    with live_service(cfg) as (url, _):
+        http = httpx.Client(base_url=url, timeout=60)
+        texts = list(PROBE_LEAKS.values()) + list(KEYWORD_FORMS)
+        decisions = http.post("/v1/route", json={"inputs": texts}).json()["decisions"]
+        assert [d["target"] for d in decisions] == ["local"] * len(texts)
+        split = http.post("/v1/chat/completions", json={"model": "openfirst-router", "messages": [
+            {"role": "user", "content": "my card is 4111 1111"}, {"role": "assistant", "content": "go on"},
+            {"role": "user", "content": "1111 1111, why was it declined?"}]})
+        assert split.status_code == 502 and frontier.calls == 0  # the local model is down: an error, not a leak
+        control = http.post("/v1/chat/completions", json={"model": "openfirst-router", "messages": [
+            {"role": "user", "content": "why was my order declined?"}]})
+        assert control.status_code == 200 and frontier.calls == 1
