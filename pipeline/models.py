@@ -65,6 +65,8 @@ class ModelEntry:
     kind: Literal["local", "frontier"]
     engine: str
     backend: Any
+    max_concurrency: int | None = None  # requests the model takes at once (a server's limit); None: unknown
+    context_tokens: int | None = None  # prompt + output tokens it holds (llama.cpp n_ctx, vLLM max_model_len)
 
     @property
     def model(self) -> str:
@@ -78,7 +80,8 @@ class ModelEntry:
         from openfirst.core.redact import redact_url
 
         return {"name": self.backend.name, "model": self.model, "kind": self.kind, "engine": self.engine,
-                "base_url": redact_url(getattr(self.backend, "base_url", None))}
+                "base_url": redact_url(getattr(self.backend, "base_url", None)), "price": _price(self.price),
+                "max_concurrency": self.max_concurrency, "context_tokens": self.context_tokens}
 
 
 class ModelRegistry:
@@ -133,7 +136,11 @@ class ModelRegistry:
             entry.backend.close()
 
 
+def _price(price: Any) -> dict[str, float] | None:
+    return None if price is None else {"input_per_mtok": price.input_per_mtok, "output_per_mtok": price.output_per_mtok}
+
+
 def _engine_of(backend: Any) -> str:
-    if getattr(backend, "remote", False):
+    if backend.remote:
         return "server"
     return ENGINE_NAMES.get(str(getattr(backend, "name", "")).lower(), str(getattr(backend, "name", "unknown")))

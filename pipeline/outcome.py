@@ -99,7 +99,7 @@ class RoutedOutcome:
                                "latency_ms": None if self.latency_s is None else round(self.latency_s * 1000, 3),
                                "cost_usd": self.cost_usd, "usage": self.usage,
                                "attempts": getattr(r, "attempts", None), "fallback_from": self.fallback_from,
-                               "confidence": confidence_body(r)}
+                               "confidence": confidence_body(r), "stages": [s.public() for s in self.history]}
         if self.fallback_from == "local" and self.first is not None:  # the local answer's, which led to escalation
             out["local_confidence"] = confidence_body(self.first)
         if isinstance(r, Result):

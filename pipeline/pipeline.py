@@ -14,6 +14,7 @@ through `Pipeline`; every input gets one `RoutedOutcome`, whose `decided_by` is 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Sequence
@@ -28,6 +29,9 @@ from openfirst.pipeline.outcome import RoutedOutcome, StageRecord
 from openfirst.pipeline.route import CallerPolicy, Item, OperatingPoint, Route
 
 LARGE_TEXT = 50_000  # characters checked by the privacy rules off the event loop
+# set by `run_sync`: programs run on the backends' sync paths (worker threads), as a caller without an event loop
+# expects; an async client is bound to its loop, and each `run_sync` has a loop of its own
+_SYNC = contextvars.ContextVar("openfirst_pipeline_sync", default=False)
 
 
 class Budget(Protocol):
@@ -329,8 +333,20 @@ class Pipeline:
         self.hooks.emit("outcomes", endpoint, run.task, cut, elapsed)
 
     def run_sync(self, task: str, items: Sequence[Item], **kw: Any) -> list[RoutedOutcome]:
-        """`run` outside an event loop."""
-        return asyncio.run(self.run(task, items, **kw))
+        """`run` for callers without an event loop (scripts, batch extraction); inside one (a notebook) it runs on
+        a worker thread. Programs use their backends' sync paths."""
+        def go() -> list[RoutedOutcome]:
+            _SYNC.set(True)
+            return asyncio.run(self.run(task, items, **kw))
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return contextvars.copy_context().run(go)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="openfirst-pipeline") as pool:
+            return pool.submit(contextvars.copy_context().run, go).result()
 
     def close(self) -> None:
         self.models.close()
@@ -345,7 +361,7 @@ def worst_case_usd(price: Any, prompt_bytes: int, max_tokens: int, attempts: int
 async def _arun(program: Program, texts: list[str]) -> list[Result | Failure]:
     from openfirst.compiler.backends.base import AsyncBackend
 
-    if isinstance(program.backend, AsyncBackend):
+    if isinstance(program.backend, AsyncBackend) and not _SYNC.get():
         return await program.arun_many(texts)
     return await asyncio.to_thread(program.run_many, texts)
 

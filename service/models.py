@@ -12,17 +12,21 @@ log = logging.getLogger("openfirst.service")
 
 
 def registry_from_config(config: ServiceConfig) -> ModelRegistry:
-    entries = [ModelEntry("local", "local", engine_name(config.local.kind), local_backend(config))]
-    for task, folder in getattr(config.local, "task_models", {}).items():
-        entries.append(ModelEntry(f"local:{task}", "local", engine_name(config.local.kind),
-                                  local_backend(config, folder)))
+    local = config.local
+    limits = {"max_concurrency": getattr(local, "max_concurrency", None),
+              "context_tokens": getattr(local, "n_ctx", None) or getattr(local, "max_model_len", None)}
+    entries = [ModelEntry("local", "local", engine_name(local.kind), local_backend(config), **limits)]
+    for task, folder in getattr(local, "task_models", {}).items():
+        entries.append(ModelEntry(f"local:{task}", "local", engine_name(local.kind), local_backend(config, folder),
+                                  **limits))
     if config.frontier is not None:
         frontier = config.frontier.backend("frontier")
         if config.frontier.base_url is None and not frontier.has_api_key:
             log.warning("frontier disabled: %s needs an API key (OPENFIRST_FRONTIER__API_KEY or OPENAI_API_KEY); "
                         "every request stays local", config.frontier.model)
         else:
-            entries.append(ModelEntry("frontier", "frontier", "server", frontier))
+            entries.append(ModelEntry("frontier", "frontier", "server", frontier,
+                                      max_concurrency=config.frontier.max_concurrency))
     return ModelRegistry(entries)
 
 

@@ -122,7 +122,8 @@ def test_extract_and_the_python_api_serve_it_and_refuse_another_task(tuned_dir, 
                  "an invoice"]) == 2
     assert "was tuned for task(s) SupportTicket, not for Invoice" in capsys.readouterr().err
     ex = Extractor(load_task_class(TASK), local=str(tuned_dir), options=ProgramOptions(max_tokens=40, max_retries=0))
-    assert ex.cascade.local.task.examples == [] and ex.cascade.local.options.schema_in_prompt == "none"
+    local = ex.pipeline.programs["task"]["local"]
+    assert local.task.examples == [] and local.options.schema_in_prompt == "none"
     with pytest.raises(TaskMismatch):
         Extractor(load_task_class(OTHER_TASK), local=str(tuned_dir))
 

@@ -43,3 +43,14 @@ def test_the_default_local_model_extracts_in_one_call():
     assert isinstance(ticket.category, str) and isinstance(ticket.priority, int)
     outcome = openfirst.Extractor(Ticket, instructions="Classify the support ticket.").run("The app crashes.")
     assert outcome.confidence is not None and set(outcome.confidence.fields) == {"category", "priority"}
+
+
+def test_an_extractor_runs_inside_a_running_event_loop_too():
+    """A notebook has a running loop: `run` must not call asyncio.run on it."""
+    ex = Extractor("category, priority int", local=ScriptedBackend(['{"category":"a","priority":1}'], cycle=True))
+
+    async def in_a_notebook():
+        return ex("charged twice"), await ex.acall("again")
+
+    first, second = asyncio.run(in_a_notebook())
+    assert first.priority == second.priority == 1

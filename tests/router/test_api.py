@@ -40,8 +40,10 @@ def test_threshold_for_share_on_sample_queries(monkeypatch, tmp_path):
     queries = [f"prove the theorem {i}" for i in range(3)] + [f"refund my order {i}" for i in range(7)]
     monkeypatch.setattr(type(router.embedder_spec), "embedder", lambda spec, **kw: router.embedder)
     t = router.threshold_for_share(queries, 0.3)
-    router.threshold = t
-    assert [d.target for d in router.route_many(queries)].count("frontier") == 3
+    assert [d.target for d in router.route_many(queries, threshold=t)].count("frontier") == 3
+    d = router.route_many(queries[:1])[0]
+    again = router.decide(d.score, d.p_success, threshold=d.score)  # the threshold applies to the score
+    assert again.target == "frontier" and again.threshold == d.score and router.decide(d.score, 0.5).target == d.target
 
 
 def test_embedding_dimension_mismatch_is_refused():

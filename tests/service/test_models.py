@@ -12,3 +12,5 @@ def test_the_config_takes_both_spellings_of_llama_cpp_and_the_service_registry_f
     models = registry_from_config(config)
     assert (models.model_of("local"), models.model_of("frontier")) == ("small", "big")
     assert models.get("frontier").kind == "frontier" and models.get("local").engine == "server"
+    described = models.get("frontier").describe()
+    assert described["max_concurrency"] == 8 and described["price"] is None and described["base_url"]
