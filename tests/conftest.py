@@ -74,3 +74,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.slow)
+
+# where each kind of model is loaded: a fast test that reaches one of these fails (the marker's word, enforced)
+MODEL_LOADERS = [("openfirst.compiler.backends.llamacpp_local", "LlamaCppBackend", "load"),
+                 ("openfirst.compiler.backends.transformers_local", "TransformersBackend", "load"),
+                 ("openfirst.compiler.backends.vllm_offline", "VLLMOfflineBackend", "load"),
+                 ("sentence_transformers", "SentenceTransformer", "__init__")]
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_load_no_model(request, monkeypatch):
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    import importlib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} is not marked slow but loads a model")
+
+    for module, cls, method in MODEL_LOADERS:
+        try:
+            owner = getattr(importlib.import_module(module), cls)
+        except ImportError:  # not installed: nothing can load it either
+            continue
+        monkeypatch.setattr(owner, method, classmethod(refuse) if method == "load" else refuse)
+    monkeypatch.setattr("openfirst.compiler.tiny_model.build_tiny_model", refuse)

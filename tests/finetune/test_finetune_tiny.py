@@ -138,7 +138,7 @@ def test_the_service_serves_it_as_local_model(tuned_dir, tmp_path):
                         log={"decisions": str(tmp_path / "d.jsonl")})
     service = Service.from_config(cfg)
     try:
-        program = service.programs["ticket"].programs["local"]
+        program = service.pipeline.programs["ticket"]["local"]
         assert program.task.examples == [] and program.options.schema_in_prompt == "none"
         body = asyncio.run(service.extract("ticket", [Item("my parcel never arrived")]))[0].body
         assert body["target"] == "local"
@@ -158,7 +158,7 @@ def test_fine_tuning_from_a_decision_log_never_sees_a_pinned_request(tmp_path, t
     from openfirst.compiler.task import load_task
     from openfirst.service.config import ServiceConfig
     from openfirst.service.decision_log import DecisionLog
-    from openfirst.pipeline import Item
+    from openfirst.pipeline import Item, ModelRegistry
     from openfirst.service.service import Service
 
     corpus = [json.loads(line)["text"] for line in
@@ -173,7 +173,7 @@ def test_fine_tuning_from_a_decision_log_never_sees_a_pinned_request(tmp_path, t
     task.name = "support_ticket"
     local = ScriptedBackend(['{"category":"other","priority":1,"summary":"x"}'], cycle=True)
     frontier = ScriptedBackend([frontier_answer], cycle=True, model_name="frontier-model")
-    service = Service(config, {"support_ticket": task}, {"local": local, "frontier": frontier}, None, DecisionLog(log))
+    service = Service(config, {"support_ticket": task}, ModelRegistry.of(local, frontier), None, DecisionLog(log))
     out = asyncio.run(service.extract("support_ticket", [Item(t) for t in pinned + ordinary]))
     service.close()
     bodies = [o.body for o in out]
@@ -210,8 +210,8 @@ def test_per_task_tuned_models_in_the_service(tuned_dir, tiny_model_dir, tmp_pat
                     f'[program]\nmax_tokens = 30\nmax_retries = 0\n\n[log]\ndecisions = "{tmp_path / "d.jsonl"}"\n')
     service = Service.from_config(ServiceConfig.from_file(toml))
     try:
-        ticket, invoice = service.programs["ticket"].programs["local"], service.programs["invoice"].programs["local"]
-        assert ticket.backend is service.backends["local:ticket"] and invoice.backend is service.backends["local"]
+        ticket, invoice = service.pipeline.programs["ticket"]["local"], service.pipeline.programs["invoice"]["local"]
+        assert ticket.backend is service.models.backend("local:ticket") and invoice.backend is service.models.backend("local")
         assert ticket.options.schema_in_prompt == "none" and invoice.options.schema_in_prompt == "outline"
         body = asyncio.run(service.extract("ticket", [Item("my parcel never arrived")]))[0].body
         assert body["target"] == "local"

@@ -18,7 +18,7 @@ def test_in_process_local_model_extract_and_chat(tmp_path, tiny_model_dir):
              "price": {"input_per_mtok": 0.5, "output_per_mtok": 0.5}}
     cfg = make_config(tmp_path, local=local, program={"max_tokens": 48, "max_retries": 0})
     with live_service(cfg) as (url, service):
-        assert service.programs["support_ticket"].programs["local"].grammar is not None  # compiled for its tokenizer
+        assert service.pipeline.programs["support_ticket"]["local"].grammar is not None  # compiled for its tokenizer
         r = httpx.post(f"{url}/v1/tasks/support_ticket/extract", json={"inputs": ["parcel lost", "refund"]},
                        timeout=120)
         assert r.status_code == 200
