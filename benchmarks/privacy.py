@@ -53,8 +53,8 @@ def main() -> None:
         found[row["type"]] += row["type"] in rules.check(row["text"]).reasons
     recall = {k: {"strings": total[k], "found": found[k], "recall": found[k] / total[k]} for k in total}
     variants = variant_recall(rules)
-    tasks = [json.loads(x)["text"] for f in sorted((ROOT / "datasets" / "tasks").glob("*.jsonl"))
-             for x in f.read_text().splitlines() if x.strip()]
+    tasks = [row["text"] for f in sorted((ROOT / "datasets" / "tasks").glob("*.jsonl"))
+             for row in map(json.loads, filter(str.strip, f.read_text().splitlines())) if "text" in row]
     traffic = {}
     for name, texts in [("routellm-gsm8k", load_routellm_gsm8k().queries), ("routellm-mmlu", load_routellm_mmlu().queries),
                         ("example tasks", tasks)]:
