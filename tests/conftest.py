@@ -67,7 +67,7 @@ def tiny_backend(tiny_model_dir):
 
 # fixtures that load a model or start a server: a test that uses one is slow, whatever its own markers say, so
 # the fast suite (-m "not slow") never loads a model
-MODEL_FIXTURES = {"tiny_model_dir", "tiny_backend", "trained_router", "router_dir", "llama"}
+MODEL_FIXTURES = {"tiny_model_dir", "tiny_backend", "trained_router", "router_dir", "llama", "tuned_dir"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -75,26 +75,28 @@ def pytest_collection_modifyitems(config, items):
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.slow)
 
-# where each kind of model is loaded: a fast test that reaches one of these fails (the marker's word, enforced)
-MODEL_LOADERS = [("openfirst.compiler.backends.llamacpp_local", "LlamaCppBackend", "load"),
-                 ("openfirst.compiler.backends.transformers_local", "TransformersBackend", "load"),
-                 ("openfirst.compiler.backends.vllm_offline", "VLLMOfflineBackend", "load"),
-                 ("sentence_transformers", "SentenceTransformer", "__init__")]
+# where each kind of model is loaded: a fast test that reaches one of these fails (the marker's word, enforced).
+# Always guarded: every in-process engine the product builds (EngineSpec.load), every embedding model
+# (resolve_model), the tiny model; the engines' own `load` where their module is imported already (importing
+# llama.cpp or transformers only to guard them would cost every single-file run seconds)
+GUARDED = ["openfirst.compiler.backends.isolated.EngineSpec.load", "openfirst.router.embeddings.resolve_model",
+           "openfirst.compiler.tiny_model.build_tiny_model"]
+GUARDED_IF_IMPORTED = {"openfirst.compiler.backends.llamacpp_local": "LlamaCppBackend",
+                       "openfirst.compiler.backends.transformers_local": "TransformersBackend",
+                       "openfirst.compiler.backends.vllm_offline": "VLLMOfflineBackend"}
 
 
 @pytest.fixture(autouse=True)
 def _fast_tests_load_no_model(request, monkeypatch):
     if request.node.get_closest_marker("slow") is not None:
         return
-    import importlib
+    import sys
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"{request.node.nodeid} is not marked slow but loads a model")
 
-    for module, cls, method in MODEL_LOADERS:
-        try:
-            owner = getattr(importlib.import_module(module), cls)
-        except ImportError:  # not installed: nothing can load it either
-            continue
-        monkeypatch.setattr(owner, method, classmethod(refuse) if method == "load" else refuse)
-    monkeypatch.setattr("openfirst.compiler.tiny_model.build_tiny_model", refuse)
+    for target in GUARDED:
+        monkeypatch.setattr(target, refuse)
+    for module, cls in GUARDED_IF_IMPORTED.items():
+        if module in sys.modules:
+            monkeypatch.setattr(getattr(sys.modules[module], cls), "load", classmethod(refuse))

@@ -22,6 +22,8 @@ FAST_TRAIN = ["--trials", "3", "--outer-folds", "2", "--inner-folds", "2", "--no
 
 # -- the service's tests ------------------------------------------------------------------------------------------
 TASK = f"{ROOT}/datasets/tasks/support_ticket.py:SupportTicket"
+OTHER_TASK = f"{ROOT}/datasets/tasks/invoice.py:Invoice"
+CATS = ["billing", "shipping", "account", "technical", "other"]
 FRONTIER_TICKET = {"category": "shipping", "priority": 3, "summary": "The parcel has not arrived."}
 SECRET = "sk-test-SECRET-5f2c9d1e"
 __all__ = ["GOOD_TICKET", "fake_router"]
@@ -77,6 +79,15 @@ def live_service(config) -> Iterator[tuple[str, Any]]:
             yield url, service
     finally:
         service.close()
+
+
+def ticket_examples(path: Path, n: int = 24) -> Path:
+    """A labelled JSONL of `n` synthetic support tickets (fine-tuning tests)."""
+    rows = [{"id": str(i), "input": f"Ticket {i}: my {CATS[i % 5]} problem needs help",
+             "output": {"category": CATS[i % 5], "priority": 1 + i % 5, "summary": f"A {CATS[i % 5]} problem."}}
+            for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
 
 
 def fake_service(tmp_path, local, frontier=None, router="fake", **sections):
