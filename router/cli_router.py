@@ -163,8 +163,12 @@ def register_bench(bench_sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from openfirst.router.cli_multi import cmd_train_multi, is_multi_request
     from openfirst.router.report import markdown_table, public_json
     from openfirst.router.training import train_router
+
+    if is_multi_request(args.logs):  # a `scores` object per record: a router over N models
+        return cmd_train_multi(args)
 
     target = target_from_flags(args.target_frontier_share, args.target_quality, args.budget)
     log = load_logs(args)
@@ -213,10 +217,15 @@ def check_operating_point(args: argparse.Namespace) -> None:
 
 def cmd_route(args: argparse.Namespace) -> int:
     from openfirst.router.api import Router
+    from openfirst.router.multi_router import is_multi_router
 
     check_operating_point(args)
     if args.frontier_share is not None and args.calibration is None:
         raise ConfigError("--frontier-share needs --calibration (queries like the expected traffic)")
+    if is_multi_router(args.router):  # a router over N models: the chosen model, each one's P and cost, why
+        from openfirst.router.cli_multi import cmd_route_multi
+
+        return cmd_route_multi(args, _route_items(args))
     router = Router.load(args.router)
     threshold = args.threshold
     if threshold is None and args.frontier_share is not None:
@@ -224,6 +233,16 @@ def cmd_route(args: argparse.Namespace) -> int:
 
         queries = load_log_or_public(args.calibration, require_local=False).queries
         threshold = router.threshold_for_share(queries, args.frontier_share)
+    items = _route_items(args)
+    decisions = router.route_many([t for _, t in items], threshold)
+    for (rid, _), d in zip(items, decisions):
+        out = d.to_dict() if rid is None else {"id": rid, **d.to_dict()}
+        print(json.dumps(out))
+    return 0
+
+
+def _route_items(args: argparse.Namespace) -> list[tuple[object, str]]:
+    """(id or None, text) per query: the TEXT arguments, or JSONL on stdin."""
     items: list[tuple[object, str]] = [(None, t) for t in args.texts]
     if not items:
         if sys.stdin.isatty():
@@ -231,11 +250,7 @@ def cmd_route(args: argparse.Namespace) -> int:
         for lineno, line in enumerate(sys.stdin, 1):
             if line.strip():
                 items.append(_parse_route_line(line, lineno))
-    decisions = router.route_many([t for _, t in items], threshold)
-    for (rid, _), d in zip(items, decisions):
-        out = d.to_dict() if rid is None else {"id": rid, **d.to_dict()}
-        print(json.dumps(out))
-    return 0
+    return items
 
 
 def _parse_route_line(line: str, lineno: int) -> tuple[object, str]:
@@ -261,6 +276,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("eval needs --router and LOGS (or --decisions)",
                           hint="openfirst eval --router runs/gsm8k routellm-gsm8k")
     check_operating_point(args)
+    from openfirst.router.multi_router import is_multi_router
+
+    if is_multi_router(args.router):  # a router over N models on a many-model log: RouterBench's report
+        from openfirst.router.cli_multi import cmd_eval_multi
+
+        return cmd_eval_multi(args)
     router = Router.load(args.router)
     log = load_logs(args)
     embedder = make_embedder(args, router.embedder_spec.model)
@@ -303,8 +324,12 @@ def label_rows(args: argparse.Namespace):
 
 
 def cmd_bench_router(args: argparse.Namespace) -> int:
+    from openfirst.router.cli_multi import cmd_bench_multi, is_multi_request
     from openfirst.router.report import markdown_table, plot_report, public_json
     from openfirst.router.training import cross_validate
+
+    if is_multi_request(args.logs):  # a `scores` object per record: N models, RouterBench's report
+        return cmd_bench_multi(args)
 
     target = target_from_flags(args.target_frontier_share, args.target_quality, args.budget)
     log = load_logs(args)

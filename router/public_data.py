@@ -15,6 +15,8 @@ folds (the re-split happens in cross-validation).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import csv
 import json
 import os
@@ -31,6 +33,9 @@ STRONG = "gpt-4-1106-preview"
 LLMROUTER_DEFAULT_LOCAL = "llama-3.1-8b-instruct"
 LLMROUTER_DEFAULT_FRONTIER = "llama-3.3-nemotron-super-49b-v1"
 DATASETS = ("routellm-gsm8k", "routellm-mmlu", "routellm-mt-bench", "llmrouter")
+
+if TYPE_CHECKING:
+    from openfirst.router.multi_log import MultiOutcomeLog
 
 
 def default_data_dir() -> Path:
@@ -143,6 +148,34 @@ def load_llmrouter(
                            "local_score": r["scores"][local_model], "frontier_score": r["scores"][frontier_model]}
 
     return log_from_rows(rows(), f"llmrouter:{local_model}:{frontier_model}", require_frontier=True)
+
+
+# an illustrative price per query for each LLMRouter model (the data set has no costs): 2e-5 USD per billion
+# parameters, i.e. proportional to model size, as self-hosted or per-token API prices roughly are
+LLMROUTER_PARAMS_B = {"llama3-chatqa-1.5-8b": 8.0, "qwen2.5-7b-instruct": 7.6, "llama3-chatqa-1.5-70b": 70.0,
+                      "llama-3.1-nemotron-51b-instruct": 51.0, "mistral-7b-instruct-v0.3": 7.2, "gemma-2-9b-it": 9.2,
+                      "llama-3.1-8b-instruct": 8.0, "codegemma-7b": 8.5, "llama-3.3-nemotron-super-49b-v1": 49.0}
+LLMROUTER_USD_PER_QUERY = {m: 2e-5 * b for m, b in LLMROUTER_PARAMS_B.items()}
+
+
+def load_llmrouter_all(data_dir: Path | None = None) -> "MultiOutcomeLog":
+    """LLMRouter with every model's score (9 models), costs from LLMROUTER_USD_PER_QUERY; records of one question
+    (119 occur in both files) share a group."""
+    import hashlib
+
+    from openfirst.router.multi_log import multi_log_from_rows
+
+    root = (data_dir or default_data_dir()) / "llmrouter"
+
+    def rows():
+        for split in ("train", "test"):
+            with open(_need(root / f"{split}.json"), encoding="utf-8") as fh:
+                for i, r in enumerate(json.load(fh)):
+                    group = hashlib.sha256(r["question"].encode("utf-8")).hexdigest()[:16]
+                    yield {"id": f"llmrouter-{split}-{i}", "query": r["question"], "group": group,
+                           "scores": r["scores"], "costs": {m: LLMROUTER_USD_PER_QUERY.get(m) for m in r["scores"]}}
+
+    return multi_log_from_rows(rows(), "llmrouter-all")
 
 
 def load_public(name: str, data_dir: Path | None = None, **kw) -> OutcomeLog:

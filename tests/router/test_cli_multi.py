@@ -1,0 +1,53 @@
+"""Many-model logs end to end with MiniLM (slow): `openfirst bench router` writes RouterBench's report keys,
+`openfirst train` a many-model router at a budget, `openfirst route` names the chosen model, every model's
+P(success) and cost, and imports no torch, sentence-transformers or scikit-learn for one query."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from openfirst.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def multi_log(tmp_path, cache_dir):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "three-models.jsonl"
+    with open(path, "w") as fh:
+        for i in range(120):
+            billing = i % 2 == 1
+            text = f"billing refund invoice number {i}" if billing else f"will it rain in city {i} tomorrow"
+            fh.write(json.dumps({"id": str(i), "query": text, "costs": {"a": 0.001, "b": 0.001, "c": 0.01},
+                                 "scores": {"a": float(not billing and rng.random() < 0.9),
+                                            "b": float(billing and rng.random() < 0.9),
+                                            "c": float(rng.random() < 0.8)}}) + "\n")
+    return path
+
+
+def test_bench_train_and_route_on_a_many_model_log(multi_log, tmp_path, capsys):
+    fast = ["--trials", "2", "--outer-folds", "2", "--inner-folds", "2", "--no-progress"]
+    assert main(["bench", "router", str(multi_log), *fast, "--out-dir", str(tmp_path / "res"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= {"curve", "aiq", "best_single", "cost_to_match_best_single", "baselines"}
+    assert set(out["baselines"]) >= {"knn", "mlp", "oracle", "zero"} and out["best_single"]["model"] == "c"
+    assert out["aiq"] > out["baselines"]["zero"]["aiq"] and (tmp_path / "res" / "router-multi-three-models.png").is_file()
+    assert all(set(p) == {"cost", "accuracy"} for p in out["curve"])
+    router = tmp_path / "router"
+    assert main(["train", str(multi_log), "--out", str(router), *fast, "--budget", "0.002"]) == 0
+    capsys.readouterr()
+    probe = ("import json, sys; from openfirst.cli import main; main(['route', '--router', sys.argv[1], "
+             "'billing refund invoice number 7']); print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] "
+             "in ('torch', 'sentence_transformers', 'sklearn'))))")
+    run = subprocess.run([sys.executable, "-c", probe, str(router)], capture_output=True, text=True, timeout=120)
+    decision, heavy = [json.loads(line) for line in run.stdout.strip().splitlines()]
+    assert decision["model"] == "b" and set(decision["models"]) == {"a", "b", "c"} and heavy == []
+    assert main(["route", "--router", str(router), "--threshold", "0.3", "x"]) == 2  # no threshold here
+    capsys.readouterr()
+    assert main(["eval", "--router", str(router), str(multi_log), "--json", "--no-progress"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["operating_point"]["cost"] <= 0.002 + 1e-9 and set(ev["baselines"]) >= {"knn", "mlp", "oracle", "zero"}
