@@ -37,8 +37,8 @@ def choose(p_success: np.ndarray, cost: np.ndarray, lam: float) -> np.ndarray:
 def lambdas_for(p_success: np.ndarray, cost: np.ndarray, n: int = 200) -> np.ndarray:
     """A sweep from 0 (accuracy first) past the point where every query takes its cheapest model."""
     dp = np.ptp(p_success, axis=1).max() if p_success.size else 1.0
-    positive = cost[cost > 0]
-    dc = positive.min() if positive.size else 1.0
+    gaps = np.diff(np.unique(np.round(cost, 15)))  # past dp / (smallest cost gap) every query takes its cheapest
+    dc = gaps[gaps > 0].min() if (gaps > 0).any() else max(float(np.abs(cost).max(initial=0.0)), 1e-12)
     top = max(1e-12, (dp + 1e-9) / dc) * 2.0
     return np.concatenate([[0.0], np.geomspace(top * 1e-6, top, n - 1)])
 

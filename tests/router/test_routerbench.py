@@ -38,3 +38,11 @@ def test_the_oracle_the_best_single_model_and_the_cost_to_match_it():
     assert blind["baselines"]["oracle_p"]["aiq"] == pytest.approx(perfect["aiq"])
     assert cost_to_match([Point(5, 1.0), Point(8, 1.0)], Point(10, 1.0)) == 0.5
     assert set(perfect) >= {"curve", "aiq", "best_single", "cost_to_match_best_single", "baselines"}
+
+
+def test_the_sweep_reaches_the_cheapest_model_even_when_costs_differ_by_a_hair():
+    from openfirst.router.routerbench import lambdas_for
+
+    cost = np.tile([1.44e-4, 1.52e-4, 1.4e-3], (2, 1))  # 7.2B vs 7.6B parameters: a tiny price gap
+    p = np.array([[0.1, 0.9, 0.95], [0.2, 0.99, 0.3]])
+    assert choose(p, cost, lambdas_for(p, cost)[-1]).tolist() == [0, 0]
