@@ -144,6 +144,10 @@ def cmd_bench_multi(args: argparse.Namespace) -> int:
                  progress=None if args.no_progress else print)
     out: dict[str, Any] = report(res.p_oof, res.expected_cost, log.scores, log.models, baselines=res.baselines,
                                  true_cost=costs)
+    from openfirst.core.machine import this_cpu
+
+    cpu = this_cpu()
+    out.update({"machine": {"cpu": cpu.model, "cores": cpu.cores, "features": cpu.engine_features}})
     out.update({"source": log.source, "records": len(log), "models": log.models, "seconds": res.seconds,
                 "tuning": {"trials": args.trials, "outer_folds": args.outer_folds, "inner_folds": args.inner_folds,
                            "seed": args.seed}, "fold_configs": res.configs, "inner_aiq": res.inner_aiq})
@@ -173,7 +177,8 @@ def markdown(out: dict[str, Any]) -> str:
               for m, p in sorted(out["singles"].items(), key=lambda kv: kv[1]["cost"])]
     lines += ["", "Search per outer fold: " + "; ".join(f"{c['family']} {c['params']} on {'+'.join(c['features'])}"
                                                         for c in out["fold_configs"]),
-              "", f"Command: `{out.get('command')}`; {out['seconds']:.0f} s."]
+              "", f"Command: `{out.get('command')}`; {out['seconds']:.0f} s on {out['machine']['cores']} cores of "
+              f"{out['machine']['cpu']} ({', '.join(out['machine']['features'])})."]
     return "\n".join(lines) + "\n"
 
 
