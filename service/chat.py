@@ -193,11 +193,12 @@ class ChatCall:
     frontier reservation (`max_tokens` always set on a frontier call, so the reserved worst case is a bound)."""
 
     def __init__(self, service: Service, caller: Any, item: Item, sent: dict[str, Any], strings: list[str],
-                 point: OperatingPoint):
-        self.service, self.caller, self.item, self.strings, self.point = service, caller, item, strings, point
-        # what the privacy rules read: every message's text in order (a number split across two messages meets at
-        # their junction), then every string the request would send
-        self.privacy_texts = [text_of(ChatMessage(**m)) for m in sent["messages"]] + strings
+                 point: OperatingPoint, message_texts: list[str], user_texts: list[str]):
+        self.service, self.caller, self.item, self.point = service, caller, item, point
+        # what the privacy rules read: every message's text in order, then the user's messages alone in order (a
+        # number split across two messages meets at a junction, also across the assistant's turn between two user
+        # turns), then every string the request would send
+        self.privacy_texts = message_texts + user_texts + strings
         self.params = {k: sent[k] for k in PASSED_ON if k in sent}  # the checked request's JSON, as it was sent
         self.messages = sent["messages"]  # the checked request, and nothing else, is what is sent
         limit = service.config.limits.max_output_tokens
@@ -218,13 +219,15 @@ class ChatCall:
                                                            "openfirst_threshold", "openfirst_frontier_share"})
         strings = strings_in(sent)
         check_bounds(service, body, strings)
-        users = [t for m in body.messages if m.role == "user" and (t := text_of(m)).strip()]
-        if not users:
+        texts = [text_of(m) for m in body.messages]
+        users = [t for m, t in zip(body.messages, texts) if m.role == "user"]
+        routable = [t for t in users if t.strip()]
+        if not routable:
             raise ServiceError(422, "invalid_request", "no user message with text to route on")
         private = body.openfirst_private or parse_private_flag(private_header)
-        item = Item(users[-1], private=private, caller=caller.name if caller is not None else None)
+        item = Item(routable[-1], private=private, caller=caller.name if caller is not None else None)
         point = OperatingPoint(threshold=body.openfirst_threshold, frontier_share=body.openfirst_frontier_share)
-        return cls(service, caller, item, sent, strings, point)
+        return cls(service, caller, item, sent, strings, point, texts, users)
 
     def admit(self, route: Route) -> Route:
         from openfirst.pipeline.pipeline import worst_case_usd

@@ -299,8 +299,9 @@ class PrivacyRules:
         if task is not None and task in self.pin_tasks:
             reasons.append(f"task:{task}")
         budget = Budget(self.max_candidates)
-        texts = list(dict.fromkeys(texts))  # a chat's routed message is also among its strings
-        seen = [v for t in [*texts, *junctions(texts)] for v in views(t)]
+        # junctions in the order given (a chat's routed message comes first and again in its place); each text read
+        # once (the routed message is also among the request's strings)
+        seen = [v for t in [*dict.fromkeys(texts), *junctions(texts)] for v in views(t)]
         for name, find in self.detectors:
             if any(find(v, budget) for v in seen):
                 reasons.append(name if budget.left >= 0 else "unverifiable")

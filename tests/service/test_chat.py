@@ -172,7 +172,7 @@ def test_a_card_number_split_across_two_messages_stays_local():
 
     frontier = ScriptedBackend(["hi"], cycle=True)
     service = fake_service(Path(tempfile.mkdtemp()), ScriptedBackend(["ok"], cycle=True), frontier)
-    r = chat(service, {"role": "user", "content": "my card is 4111 1111"},
+    r = chat(service, {"role": "system", "content": "be helpful"}, {"role": "user", "content": "my card is 4111 1111"},
              {"role": "assistant", "content": "go on"}, {"role": "user", "content": "1111 1111 - prove the theorem 9"})
     assert r.status_code == 200 and r.json()["openfirst"]["decided_by"] == "privacy" and frontier.seen == []
 

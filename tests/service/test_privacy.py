@@ -124,6 +124,10 @@ def test_a_card_number_split_across_two_messages_is_pinned_in_either_order():
     assert rules.check(["my card is 4111 1111", "1111 1111, thanks"]).reasons == ("card",)
     assert rules.check(["1111 1111, thanks", "my card is 4111 1111"]).reasons == ("card",)
     assert not rules.check(["order 4111 1111", "ships in 3 days"]).pinned
+    # as the pipeline passes a chat: the routed (last user) message first, then every message in order; the
+    # routed message's repeat must not hide its junction with the message before it
+    chat = ["1111 1111, thanks", "be helpful", "my card is 4111 1111", "1111 1111, thanks"]
+    assert rules.check(chat).reasons == ("card",)
 
 
 def test_typographic_dashes_and_spaced_at_signs_stay_quiet_on_ordinary_text():
