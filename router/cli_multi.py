@@ -37,10 +37,9 @@ def load_multi(args: argparse.Namespace) -> MultiOutcomeLog:
 
 def multi_data(log: MultiOutcomeLog, embedder: Any) -> Any:
     from openfirst.router.multi_router import MultiData
-    from openfirst.router.records import OutcomeLog
 
-    groups = OutcomeLog(log.queries, *([np.zeros(len(log))] * 4), log.groups, log.ids).fold_groups()
-    return MultiData(embedder.encode(log.queries), log.queries, log.scores, log.costs_or({}), groups, log.models)
+    return MultiData(embedder.encode(log.queries), log.queries, log.scores, log.costs_or({}), log.fold_groups(),
+                     log.models)
 
 
 def cmd_train_multi(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 
 from openfirst.core.errors import ConfigError, LogFormatError
 from openfirst.core.rows import iter_raw_rows
-from openfirst.router.records import OutcomeLog, parse_cost, parse_score
+from openfirst.router.records import OutcomeLog, fold_groups, parse_cost, parse_score, raise_bad_lines
 
 
 @dataclass
@@ -44,6 +44,10 @@ class MultiOutcomeLog:
         return MultiOutcomeLog([self.queries[i] for i in idx], [self.ids[i] for i in idx],
                                [self.groups[i] for i in idx], list(self.models), self.scores[idx], self.costs[idx],
                                self.source)
+
+    def fold_groups(self) -> np.ndarray:
+        """Integer group per record: identical queries and equal `group` values share one."""
+        return fold_groups(self.queries, self.groups)
 
     def complete(self) -> "MultiOutcomeLog":
         """The records every model ran (what a like-for-like comparison of routers needs)."""
@@ -121,10 +125,7 @@ def _build(rows, source, score_columns, cost_columns, query_column, id_column, g
                 error = str(exc)
         problems.append((source, lineno, error))
     if problems and not skip_bad_lines:
-        shown = "\n".join(f"  {f}:{n}: {why}" for f, n, why in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise LogFormatError(f"{len(problems)} bad line(s) in {source}:\n{shown}{more}", problems,
-                             hint="fix the lines, map CSV columns per model, or pass --skip-bad-lines")
+        raise_bad_lines(problems, source, "fix the lines, map CSV columns per model, or pass --skip-bad-lines")
     models = sorted({m for *_, s, c in good for m in (*s, *c)})
     if not good:
         raise LogFormatError(f"{source}: no records", problems)

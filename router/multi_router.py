@@ -307,16 +307,6 @@ def is_multi_router(path: Path | str) -> bool:
     return (Path(path) / CONFIG_FILE).is_file()
 
 
-def lambda_for_cost(p: np.ndarray, expected_cost: np.ndarray, target_cost: float) -> float:
-    """The smallest lambda whose decisions keep the mean expected cost at or under `target_cost` (a budget)."""
-    exp = np.broadcast_to(expected_cost, p.shape)
-    rows = np.arange(len(p))
-    for lam in lambdas_for(p, exp, 400):
-        if exp[rows, choose(p, exp, lam)].mean() <= target_cost + 1e-15:
-            return float(lam)
-    return float(lambdas_for(p, exp, 400)[-1])
-
-
 def lambda_for_target(p: np.ndarray, expected_cost: np.ndarray, scores: np.ndarray, costs: np.ndarray,
                       kind: str, value: float) -> tuple[float, dict[str, Any]]:
     """The operating point on out-of-fold predictions: `budget` (mean USD per query at most `value`, the most

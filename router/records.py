@@ -77,21 +77,7 @@ class OutcomeLog:
 
     def fold_groups(self) -> np.ndarray:
         """Integer group per record such that identical queries and equal `group` values share one."""
-        parent: dict[str, str] = {}
-
-        def find(x: str) -> str:
-            while parent.setdefault(x, x) != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        for q, g in zip(self.queries, self.groups):
-            a, b = find("q:" + _digest(q)), find("g:" + g)
-            if a != b:
-                parent[a] = b
-        roots = [find("q:" + _digest(q)) for q in self.queries]
-        _, codes = np.unique(roots, return_inverse=True)
-        return codes
+        return fold_groups(self.queries, self.groups)
 
     def to_records(self) -> Iterator[dict[str, Any]]:
         for i, q in enumerate(self.queries):
@@ -108,6 +94,33 @@ class OutcomeLog:
         with open(path, "w", encoding="utf-8") as fh:
             for rec in self.to_records():
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+def fold_groups(queries: Sequence[str], groups: Sequence[str]) -> np.ndarray:
+    """Integer group per record such that identical queries and equal `group` values share one (folds keep each
+    group whole)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for q, g in zip(queries, groups):
+        a, b = find("q:" + _digest(q)), find("g:" + g)
+        if a != b:
+            parent[a] = b
+    roots = [find("q:" + _digest(q)) for q in queries]
+    _, codes = np.unique(roots, return_inverse=True)
+    return codes
+
+
+def raise_bad_lines(problems: list[tuple[str, int, str]], source: str, hint: str) -> None:
+    """LogFormatError listing every bad line (file:line: why), the first 20 shown."""
+    shown = "\n".join(f"  {f}:{n}: {why}" for f, n, why in problems[:20])
+    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+    raise LogFormatError(f"{len(problems)} bad line(s) in {source}:\n{shown}{more}", problems, hint=hint)
 
 
 def frontier_or_right(frontier_score: np.ndarray) -> np.ndarray:
@@ -226,14 +239,8 @@ class _Builder:
 
     def finish(self, skip_bad_lines: bool) -> OutcomeLog:
         if self.problems and not skip_bad_lines:
-            shown = "\n".join(f"  {f}:{n}: {why}" for f, n, why in self.problems[:20])
-            more = f"\n  ... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
-            raise LogFormatError(
-                f"{len(self.problems)} bad line(s) in {self.source}:\n{shown}{more}",
-                self.problems,
-                hint="fix the lines, map columns with --query-column/--local-score-column/..., "
-                "or pass --skip-bad-lines to skip them",
-            )
+            raise_bad_lines(self.problems, self.source, "fix the lines, map columns with --query-column/"
+                            "--local-score-column/..., or pass --skip-bad-lines to skip them")
         if not self.cols["query"]:
             raise LogFormatError(f"{self.source}: no records", self.problems)
         c = self.cols

@@ -4,7 +4,7 @@ mixtures of single models, and its saved artifact predicts what the fitted one d
 import numpy as np
 import pytest
 
-from openfirst.router.multi_router import (MultiData, MultiModelRouter, fit_model, knn_baseline, lambda_for_cost,
+from openfirst.router.multi_router import (MultiData, MultiModelRouter, fit_model, knn_baseline, lambda_for_target,
                                            mlp_baseline, nested, predict)
 from openfirst.router.routerbench import report
 
@@ -34,7 +34,8 @@ def test_the_saved_router_predicts_what_the_fitted_one_did(tmp_path):
               "features": ["embedding", "text_stats"]}
     state = fit_model(config, DATA, 0)
     p = predict(config, state, EMB, TEXTS)
-    lam = lambda_for_cost(p, COSTS.mean(axis=0), 0.002)
+    lam, point = lambda_for_target(p, COSTS.mean(axis=0), SCORES, COSTS, "budget", 0.002)
+    assert point["met"] and point["cost"] <= 0.002 + 1e-12
     router = MultiModelRouter(["a", "b", "c"], config, state, COSTS.mean(axis=0), lam, {"model": "fake-8d"})
     again = MultiModelRouter.load(router.save(tmp_path / "r"))
     assert np.allclose(again.p_success(EMB, TEXTS), p) and again.models == ["a", "b", "c"]
