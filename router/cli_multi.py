@@ -5,6 +5,7 @@ way RouterBench does (accuracy-cost curve, AIQ, best single model, oracle, zero 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def load_multi(args: argparse.Namespace) -> MultiOutcomeLog:
     complete = log.complete()
     if len(complete) < len(log):
         print(f"openfirst: {len(log) - len(complete)} records lack a model's score; evaluating the "
-              f"{len(complete)} that every model ran")
+              f"{len(complete)} that every model ran", file=sys.stderr)
     return complete
 
 
@@ -140,7 +141,7 @@ def cmd_bench_multi(args: argparse.Namespace) -> int:
     costs = data.costs
     res = nested(data, args.trials, args.outer_folds, args.inner_folds, args.seed,
                  baselines={"knn": knn_baseline(), "mlp": mlp_baseline(args.seed)},
-                 progress=None if args.no_progress else print)
+                 progress=None if args.no_progress else lambda line: print(line, file=sys.stderr))
     out: dict[str, Any] = report(res.p_oof, res.expected_cost, log.scores, log.models, baselines=res.baselines,
                                  true_cost=costs)
     from openfirst.core.machine import this_cpu

@@ -32,10 +32,17 @@ class MultiData:
     costs: np.ndarray  # (n, models), USD per query
     groups: np.ndarray  # integer group per record (identical queries share one)
     models: list[str]
+    stats: np.ndarray | None = None  # the texts' statistics, computed once (every search trial reads them)
+
+    def __post_init__(self) -> None:
+        if self.stats is None:
+            from openfirst.router.features import text_stat_matrix
+
+            self.stats = text_stat_matrix(self.texts)
 
     def take(self, idx: np.ndarray) -> "MultiData":
         return MultiData(self.embeddings[idx], [self.texts[i] for i in idx], self.scores[idx], self.costs[idx],
-                         self.groups[idx], self.models)
+                         self.groups[idx], self.models, self.stats[idx])
 
 
 def grouped_folds(data: MultiData, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -47,16 +54,17 @@ def grouped_folds(data: MultiData, k: int, seed: int) -> list[tuple[np.ndarray, 
     return [(np.sort(order[tr]), np.sort(order[te])) for tr, te in splits]
 
 
-def features(config: dict[str, Any], embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+def features(config: dict[str, Any], embeddings: np.ndarray, texts: Sequence[str],
+             stats: np.ndarray | None = None) -> np.ndarray:
     from openfirst.router.features import build_features
 
-    return build_features(config["features"], embeddings, texts)
+    return build_features(config["features"], embeddings, texts, stats)
 
 
 def fit_model(config: dict[str, Any], data: MultiData, seed: int) -> dict[str, np.ndarray]:
     """The fitted arrays of a multi-output model of every model's success (score >= 0.5): `knn` (neighbours'
     mean scores), `mlp` (one hidden ReLU layer, a sigmoid output per model) or `blend` (their weighted mean)."""
-    X = features(config, data.embeddings, data.texts)
+    X = features(config, data.embeddings, data.texts, data.stats)
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale[scale < 1e-12] = 1.0
     d = data.embeddings.shape[1] if "embedding" in config["features"] else 0
@@ -116,9 +124,9 @@ def _mlp(state: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:
     return sigmoid(h @ state["w1"] + state["b1"])
 
 
-def predict(config: dict[str, Any], state: dict[str, np.ndarray], embeddings: np.ndarray, texts: Sequence[str]
-            ) -> np.ndarray:
-    return model_proba(config["family"], state, features(config, embeddings, texts))
+def predict(config: dict[str, Any], state: dict[str, np.ndarray], embeddings: np.ndarray, texts: Sequence[str],
+            stats: np.ndarray | None = None) -> np.ndarray:
+    return model_proba(config["family"], state, features(config, embeddings, texts, stats))
 
 
 def check_state(family: str, state: dict[str, np.ndarray], models: int) -> None:
@@ -175,7 +183,7 @@ def tune(data: MultiData, trials: int, inner_folds: int, seed: int, timeout_s: f
         values = []
         for tr, te in splits:
             train, test = data.take(tr), data.take(te)
-            p = predict(config, fit_model(config, train, seed), test.embeddings, test.texts)
+            p = predict(config, fit_model(config, train, seed), test.embeddings, test.texts, test.stats)
             values.append(fold_aiq(p, test, train.costs.mean(axis=0), c_range))
         return float(np.mean(values))
 
@@ -209,7 +217,7 @@ def nested(data: MultiData, trials: int, outer_folds: int, inner_folds: int, see
         config, value = tune(train, trials, inner_folds, seed + k)
         configs.append(config)
         inner.append(value)
-        p_oof[te] = predict(config, fit_model(config, train, seed), test.embeddings, test.texts)
+        p_oof[te] = predict(config, fit_model(config, train, seed), test.embeddings, test.texts, test.stats)
         exp[te] = train.costs.mean(axis=0)
         for name, fit_predict in (baselines or {}).items():
             base_oof[name][te] = fit_predict(train, test)
@@ -342,7 +350,7 @@ def train_multi(data: MultiData, trials: int, inner_folds: int, outer_folds: int
     p_oof, exp = np.zeros(data.scores.shape), np.zeros(data.scores.shape)
     for tr, te in grouped_folds(data, outer_folds, seed):
         train, test = data.take(tr), data.take(te)
-        p_oof[te] = predict(config, fit_model(config, train, seed), test.embeddings, test.texts)
+        p_oof[te] = predict(config, fit_model(config, train, seed), test.embeddings, test.texts, test.stats)
         exp[te] = train.costs.mean(axis=0)
     lam, point = lambda_for_target(p_oof, data.costs.mean(axis=0), data.scores, data.costs, kind, value)
     router = MultiModelRouter(data.models, config, fit_model(config, data, seed), data.costs.mean(axis=0), lam,

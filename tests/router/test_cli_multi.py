@@ -26,13 +26,17 @@ def multi_log(tmp_path, cache_dir):
                                  "scores": {"a": float(not billing and rng.random() < 0.9),
                                             "b": float(billing and rng.random() < 0.9),
                                             "c": float(rng.random() < 0.8)}}) + "\n")
+        fh.write(json.dumps({"id": "partial", "query": "not run by c", "scores": {"a": 1, "b": 0}}) + "\n")
     return path
 
 
 def test_bench_train_and_route_on_a_many_model_log(multi_log, tmp_path, capsys):
     fast = ["--trials", "2", "--outer-folds", "2", "--inner-folds", "2", "--no-progress"]
-    assert main(["bench", "router", str(multi_log), *fast, "--out-dir", str(tmp_path / "res"), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    progress = [a for a in fast if a != "--no-progress"]  # progress and notices must not spoil the JSON
+    assert main(["bench", "router", str(multi_log), *progress, "--out-dir", str(tmp_path / "res"), "--json"]) == 0
+    printed = capsys.readouterr()
+    out = json.loads(printed.out)
+    assert "1 records lack a model's score" in printed.err and "outer fold 2/2" in printed.err
     assert set(out) >= {"curve", "aiq", "best_single", "cost_to_match_best_single", "baselines"}
     assert set(out["baselines"]) >= {"knn", "mlp", "oracle", "zero"} and out["best_single"]["model"] == "c"
     assert out["aiq"] > out["baselines"]["zero"]["aiq"] and (tmp_path / "res" / "router-multi-three-models.png").is_file()
