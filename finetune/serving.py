@@ -4,7 +4,6 @@ examples dropped unless the card keeps them, the card's prompt description), on 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from openfirst.compiler.program import ProgramOptions
 from openfirst.compiler.task import CompiledTask
@@ -23,10 +22,3 @@ def tuned_task(model: str | Path | None, task: CompiledTask, options: ProgramOpt
     if "schema_in_prompt" not in explicit:
         options = options.model_copy(update={"schema_in_prompt": tuned.prompt.schema_in_prompt})
     return served, options
-
-
-def tuned_backend(model: str | Path, engine: str = "llama.cpp") -> Any:
-    """The tuned model loaded in this process on `engine` (llama.cpp: its GGUF; transformers, vllm: merged)."""
-    from openfirst.pipeline.models import build_local
-
-    return build_local(engine, str(model))
