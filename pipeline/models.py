@@ -101,9 +101,6 @@ class ModelRegistry:
             entries.append(ModelEntry(FRONTIER, "frontier", _engine_of(frontier), frontier))
         return cls(entries)
 
-    def __contains__(self, name: str) -> bool:
-        return name in self.entries
-
     def get(self, name: str) -> ModelEntry:
         try:
             return self.entries[name]

@@ -348,9 +348,6 @@ class Pipeline:
         with ThreadPoolExecutor(1, thread_name_prefix="openfirst-pipeline") as pool:
             return pool.submit(contextvars.copy_context().run, go).result()
 
-    def close(self) -> None:
-        self.models.close()
-
 
 def worst_case_usd(price: Any, prompt_bytes: int, max_tokens: int, attempts: int = 1) -> float:
     """An upper bound of a frontier call's cost: every prompt byte a token, `max_tokens` out, per attempt (a
