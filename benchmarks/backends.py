@@ -174,7 +174,10 @@ def routed(local: LlamaCppServer, frontier: LlamaCppServer, max_tokens: int) -> 
 
 def markdown(res: dict) -> str:
     o = res["overhead"]
-    lines = ["# Server backends", "", f"Command: `{res['command']}`", "",
+    from openfirst.core.machine import cpu_line
+
+    machine = f" on {cpu_line(res['machine'])}" if "machine" in res else ""
+    lines = ["# Server backends", "", f"Command: `{res['command']}`{machine}", "",
              f"## Client-layer overhead (loopback fake server answering at once, {o['calls']} calls each, interleaved)",
              "", "| path | p50 ms | p99 ms | mean ms | p50 / raw | mean / raw |", "|---|---|---|---|---|---|"]
     for k in ("raw_openai", "backend_generate", "program_run"):
@@ -216,7 +219,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=120)
     ap.add_argument("--threads", type=int, default=2, help="CPU threads of the local llama.cpp server")
     args = ap.parse_args()
-    res = {"command": "bash benchmarks/run_backends.sh", "threads": args.threads}
+    from openfirst.core.machine import cpu_summary
+
+    res = {"command": "bash benchmarks/run_backends.sh", "machine": cpu_summary(), "threads": args.threads}
     res["overhead"] = overhead(args.overhead_calls)
     print("overhead", json.dumps(res["overhead"]), flush=True)
     with LlamaCppServer(alias="smollm2-local", n_threads=args.threads) as local:

@@ -66,12 +66,14 @@ def main() -> None:
         start = time.perf_counter()
         reasons = rules.check(text).reasons
         hostile[name] = {"seconds": time.perf_counter() - start, "reasons": list(reasons)}
-    out = {"command": "bash benchmarks/run_privacy.sh", "corpus_recall": recall, "variant_recall": variants,
+    from openfirst.core.machine import cpu_line, cpu_summary
+
+    out = {"command": "bash benchmarks/run_privacy.sh", "machine": cpu_summary(), "corpus_recall": recall, "variant_recall": variants,
            "ordinary_traffic": traffic,
            "hostile_inputs": hostile, "python": sys.version.split()[0]}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "privacy.json").write_text(json.dumps(out, indent=2) + "\n")
-    lines = ["# Privacy detection", "", f"Command: `{out['command']}` (2 shared cores).", "",
+    lines = ["# Privacy detection", "", f"Command: `{out['command']}` ({cpu_line(out['machine'])}).", "",
              "| entity type | strings | found | recall |", "|---|---|---|---|"]
     lines += [f"| {k} | {v['strings']} | {v['found']} | {v['recall']:.1%} |" for k, v in recall.items()]
     lines += ["", "The forms a held-out probe of `openfirst serve` got through before (issue 22; "

@@ -80,3 +80,14 @@ def memory_gib(meminfo: Path = Path("/proc/meminfo")) -> tuple[float | None, flo
     except (OSError, ValueError, IndexError):
         pass
     return values.get("MemTotal"), values.get("MemAvailable")
+
+
+def cpu_summary() -> dict[str, object]:
+    """What a benchmark records of the CPU its numbers came from (AVX2-only and AVX-512/AMX machines differ)."""
+    cpu = this_cpu()
+    return {"cpu": cpu.model, "cores": cpu.cores, "features": cpu.engine_features}
+
+
+def cpu_line(summary: dict) -> str:
+    """`cpu_summary()` in words, for a Markdown report."""
+    return f"{summary['cores']} cores of {summary['cpu']} ({', '.join(summary['features'])})"

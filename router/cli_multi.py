@@ -144,10 +144,9 @@ def cmd_bench_multi(args: argparse.Namespace) -> int:
                  progress=None if args.no_progress else lambda line: print(line, file=sys.stderr))
     out: dict[str, Any] = report(res.p_oof, res.expected_cost, log.scores, log.models, baselines=res.baselines,
                                  true_cost=costs)
-    from openfirst.core.machine import this_cpu
+    from openfirst.core.machine import cpu_summary
 
-    cpu = this_cpu()
-    out.update({"machine": {"cpu": cpu.model, "cores": cpu.cores, "features": cpu.engine_features}})
+    out["machine"] = cpu_summary()
     out.update({"source": log.source, "records": len(log), "models": log.models, "seconds": res.seconds,
                 "tuning": {"trials": args.trials, "outer_folds": args.outer_folds, "inner_folds": args.inner_folds,
                            "seed": args.seed}, "fold_configs": res.configs, "inner_aiq": res.inner_aiq})
@@ -156,6 +155,8 @@ def cmd_bench_multi(args: argparse.Namespace) -> int:
 
 
 def markdown(out: dict[str, Any]) -> str:
+    from openfirst.core.machine import cpu_line
+
     b = out["baselines"]
     best = out["best_single"]
     match = out["cost_to_match_best_single"]
@@ -177,8 +178,7 @@ def markdown(out: dict[str, Any]) -> str:
               for m, p in sorted(out["singles"].items(), key=lambda kv: kv[1]["cost"])]
     lines += ["", "Search per outer fold: " + "; ".join(f"{c['family']} {c['params']} on {'+'.join(c['features'])}"
                                                         for c in out["fold_configs"]),
-              "", f"Command: `{out.get('command')}`; {out['seconds']:.0f} s on {out['machine']['cores']} cores of "
-              f"{out['machine']['cpu']} ({', '.join(out['machine']['features'])})."]
+              "", f"Command: `{out.get('command')}`; {out['seconds']:.0f} s on {cpu_line(out['machine'])}."]
     return "\n".join(lines) + "\n"
 
 
