@@ -57,7 +57,10 @@ class OutputValidationError(CompilerError):
 
 class LeakedValue(OutputValidationError):
     """The output is schema-valid but a value was taken from the prompt's schema or an example, not from the
-    input (`compiler.guards.find_leaks`); retried like any validation failure, never returned as valid."""
+    input (`compiler.guards.find_leaks`); retried like any validation failure, never returned as valid. `leaks`:
+    the guard's findings (`Program.check` sets them)."""
+
+    leaks: tuple = ()
 
 
 class BackendError(CompilerError):

@@ -177,7 +177,7 @@ class Program:
         if self.options.leak_guard and (leaks := self.task.leaks(data, text)):
             error = LeakedValue("output takes values from the prompt, not the text: "
                                 + "; ".join(leak.message for leak in leaks[:3]), attempts=1, last_output=output_text)
-            error.leaks = leaks
+            error.leaks = tuple(leaks)
             raise error
         return output
 
