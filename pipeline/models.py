@@ -3,7 +3,8 @@ place backends are built. The config (`[local]`, `[frontier]`), the CLI's `--bac
 API and the service all resolve through here, with one spelling of each engine.
 
 Two models stay the default: "local" (the local engine) and "frontier" (an API), plus "local:<task>" for a task
-served by its own tuned model. A route's target is one of these names.
+served by its own tuned model; a many-model router picks among more (`[models.<name>]`, each of kind local or
+frontier). A route's target is one of these names.
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ class ModelRegistry:
 
     def is_local(self, name: str) -> bool:
         return self.get(name).kind == "local"
+
+    def names(self, kind: str | None = None) -> list[str]:
+        """The models a route can pick (a task's own tuned model is reached through "local"), of `kind`."""
+        return [n for n, e in self.entries.items() if ":" not in n and (kind is None or e.kind == kind)]
 
     def other(self, name: str) -> str:
         """Where a failed answer falls back: the default model of the other kind."""

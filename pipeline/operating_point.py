@@ -26,7 +26,7 @@ def expected_share(config: Any, router: Any) -> float | None:
         if share is not None:
             return share
     if router is not None and config.router.threshold is None:
-        return router.expected_frontier_share
+        return getattr(router, "expected_frontier_share", None)  # a many-model router has no frontier share
     return None
 
 

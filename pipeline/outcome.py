@@ -123,7 +123,7 @@ class RoutedOutcome:
                 "error": self.error_type(), "latency_s": total_s if self.latency_s is None else self.latency_s,
                 "caller": self.item.caller, "confidence": None if conf is None else conf.overall,
                 "cost_usd": self.cost_usd, "output": output_json(r.output) if isinstance(r, Result) else None,
-                "stages": [s.public() for s in self.history]}
+                "stages": [s.public() for s in self.history], "predictions": route.predictions}
 
 
 def confidence_body(outcome: Result | Failure | None) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, Sequence
 
 from openfirst.compiler.errors import IncompleteOutput, OutputValidationError
@@ -24,6 +24,7 @@ from openfirst.compiler.program import Failure, Program, Result
 from openfirst.core.errors import InvalidRequest
 from openfirst.pipeline.batching import BatchingRouter
 from openfirst.pipeline.hooks import Hooks
+from openfirst.pipeline.many_models import is_many_model
 from openfirst.pipeline.models import FRONTIER, LOCAL, ModelRegistry
 from openfirst.pipeline.outcome import RoutedOutcome, StageRecord
 from openfirst.pipeline.route import CallerPolicy, Item, OperatingPoint, Route
@@ -121,17 +122,49 @@ class Pipeline:
         texts = [[item.text, *(extra_texts[i] if extra_texts else ())] for i, item in enumerate(items)]
         routes: list[Route | None] = await self._pin(items, texts, task, chat)
         ask = [i for i, r in enumerate(routes) if r is None]
-        if ask and self.gate is None:
+        if is_many_model(self.router):
+            routes = await self._choose_many(items, routes, task, caller, point)
+        elif ask and self.gate is None:
             target = self.policy.default_target if self.models.has_frontier else LOCAL
             for i in ask:
                 routes[i] = Route(target, "default", reason=f"no router configured: default target {target}")
         elif ask:
             for i, r in zip(ask, await self._router(items, ask, task, point)):
                 routes[i] = r
-        if not caller.frontier:
-            routes = [r.moved(LOCAL, "policy", f"key {caller.name!r} may not use the frontier")
-                      if r is not None and r.target == FRONTIER else r for r in routes]
-        return routes  # type: ignore[return-value]
+        return [self._caller_allows(r, caller) for r in routes]  # type: ignore[arg-type]
+
+    def _caller_allows(self, route: Route, caller: CallerPolicy) -> Route:
+        """The route, or local where the caller's key may not use its target."""
+        if caller.allows(route.target, self.models.is_local(route.target)):
+            return route
+        why = (f"key {caller.name!r} excludes model {route.target!r}" if route.target in caller.exclude else
+               f"key {caller.name!r} may not use the frontier")
+        return route.moved(LOCAL, "policy", why)
+
+    async def _choose_many(self, items: Sequence[Item], routes: list[Route | None], task: str | None,
+                           caller: CallerPolicy, point: OperatingPoint | None) -> list[Route]:
+        """A many-model router's choice per input among the models it may use: the task's models the key allows,
+        and only local ones for pinned inputs (which stay decided by privacy)."""
+        if point is not None and not point.empty:
+            raise InvalidRequest("this service routes across many models: a request cannot set a threshold or a "
+                                 "frontier share", hint="the trade-off is [router] tradeoff in the configuration")
+        runnable = set(self.programs[task]) if task is not None else set(self.models.names())
+        preds = await self.gate.route_many([item.text for item in items])
+        out = []
+        for route, pred in zip(routes, preds):
+            allowed = [m for m in self.router.served if m in runnable and caller.allows(m, self.models.is_local(m))
+                       and (route is None or self.models.is_local(m))]
+            pick = self.router.choose(pred, allowed)
+            if pick is None:
+                out.append(route or Route(LOCAL, "policy", reason="no model the router serves is allowed here; "
+                                                                    "local"))
+            elif route is not None:  # pinned: the router's choice among the local models
+                out.append(replace(route, target=pick[0], p_success=pred.p_success[pick[0]],
+                                   predictions=pred.public()))
+            else:
+                out.append(Route(pick[0], "router", pred.p_success[pick[0]], reason=pick[1],
+                                 predictions=pred.public()))
+        return out
 
     async def _pin(self, items: Sequence[Item], texts: list[list[str]], task: str | None, chat: bool
                    ) -> list[Route | None]:
@@ -206,8 +239,8 @@ class Pipeline:
         policy, the request is refused: nothing stays reserved)."""
         try:
             for i, r in enumerate(run.routes):
-                if r.target == FRONTIER:
-                    run.routes[i] = run.budget.admit(i, r, self._worst_case(run.task, run.items[i].text))
+                if not self.models.is_local(r.target):
+                    run.routes[i] = run.budget.admit(i, r, self._worst_case(run.task, run.items[i].text, r.target))
         except Exception:
             run.budget.settle_all(0.0)
             raise
@@ -245,7 +278,7 @@ class Pipeline:
             if i in moves:
                 run.outcomes[i] = self._resolve(o, moves[i], run.results[i])
             if run.budget is not None:
-                run.budget.settle(i, _frontier_cost(run.outcomes[i]))
+                run.budget.settle(i, self._paid_cost(run.outcomes[i]))
 
     def _check(self, run: _Run, i: int, o: RoutedOutcome) -> Route | None:
         """Where this answer moves (None: it stays): the cascade's escalation, or a fallback."""
@@ -277,10 +310,10 @@ class Pipeline:
 
     def _admit(self, run: _Run, i: int, move: Route) -> Route | None:
         """A move to the frontier must fit the caller's budget too (None: it does not)."""
-        if move.target != FRONTIER or run.budget is None:
+        if self.models.is_local(move.target) or run.budget is None:
             return move
-        admitted = run.budget.admit(i, move, self._worst_case(run.task, run.items[i].text))
-        return move if admitted.target == FRONTIER else None
+        admitted = run.budget.admit(i, move, self._worst_case(run.task, run.items[i].text, move.target))
+        return move if admitted.target == move.target else None
 
     def _resolve(self, o: RoutedOutcome, move: Route, second: Result | Failure) -> RoutedOutcome:
         """The moved input's outcome; a frontier that fails an escalation leaves the local answer."""
@@ -295,8 +328,9 @@ class Pipeline:
 
     def _may_cascade(self, route: Route, caller: CallerPolicy) -> bool:
         """Escalation: the cascade on, a local answer, not pinned, a frontier the key may use."""
-        return (self.policy.cascade_threshold is not None and route.target == LOCAL and not route.pinned
-                and self.models.has_frontier and route.decided_by not in ("policy", "budget") and caller.frontier)
+        return (self.policy.cascade_threshold is not None and self.models.is_local(route.target)
+                and not route.pinned and self.models.has_frontier and route.decided_by not in ("policy", "budget")
+                and caller.allows(FRONTIER, False))
 
     def _may_fall_back(self, route: Route, caller: CallerPolicy) -> bool:
         """Fallback: local -> frontier only where configured, never pinned or kept local by the key or the
@@ -304,7 +338,7 @@ class Pipeline:
         p = self.policy
         if self.models.is_local(route.target):
             return (p.fallback_local_to_frontier and not route.pinned and self.models.has_frontier
-                    and route.decided_by not in ("default", "policy", "budget") and caller.frontier)
+                    and route.decided_by not in ("default", "policy", "budget") and caller.allows(FRONTIER, False))
         return p.fallback_frontier_to_local
 
     def fallback_route(self, route: Route, error: BaseException, caller: CallerPolicy = CallerPolicy()
@@ -315,14 +349,20 @@ class Pipeline:
         return route.moved(self.models.other(route.target), "fallback",
                            f"{route.target} failed: {type(error).__name__}", replace_reason=True)
 
-    def _worst_case(self, task: str, text: str) -> Any:
-        """The frontier call's worst-case cost, priced on the prompt the frontier program sends."""
+    def _worst_case(self, task: str, text: str, target: str) -> Any:
+        """A paid call's worst-case cost, priced on the prompt the target's program sends."""
         def worst() -> float:
-            program = self.programs[task][FRONTIER]
+            program = self.programs[task][target]
             prompt = sum(len(m["content"].encode("utf-8", "surrogatepass")) + 16 for m in program.messages(text))
             o = program.options
-            return worst_case_usd(self.models.get(FRONTIER).price, prompt, o.max_tokens, o.max_retries + 1)
+            return worst_case_usd(self.models.get(target).price, prompt, o.max_tokens, o.max_retries + 1)
         return worst
+
+    def _paid_cost(self, o: RoutedOutcome) -> float:
+        """What frontier models billed for this input (0 where none ran)."""
+        ran = [(o.target, o.result), (o.fallback_from, o.first)]
+        return sum((r.cost_usd or 0.0) for name, r in ran
+                   if r is not None and name is not None and not self.models.is_local(name))
 
     def _cut(self, run: _Run, endpoint: str, elapsed: float, deadline_s: float | None) -> None:
         """The deadline (or shutdown) cut the request: the reservations are booked, the decisions still logged."""
@@ -361,12 +401,6 @@ async def _arun(program: Program, texts: list[str]) -> list[Result | Failure]:
     if isinstance(program.backend, AsyncBackend) and not _SYNC.get():
         return await program.arun_many(texts)
     return await asyncio.to_thread(program.run_many, texts)
-
-
-def _frontier_cost(o: RoutedOutcome) -> float:
-    """What the frontier billed for this input (0 where it did not run)."""
-    ran = o.result if o.target == FRONTIER else o.first if o.fallback_from == FRONTIER else None
-    return (ran.cost_usd or 0.0) if ran is not None else 0.0
 
 
 @dataclass

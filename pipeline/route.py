@@ -29,6 +29,7 @@ class Route:
     threshold: float | None = None
     reason: str = ""
     pin_reasons: tuple[str, ...] = ()
+    predictions: dict[str, dict[str, float]] | None = None  # a many-model router's: model -> p_success, cost_usd
 
     def moved(self, target: str, decided_by: DecidedBy, why: str, *, replace_reason: bool = False) -> "Route":
         """The same decision sent to `target` by another stage; `why` is added to the reason (or replaces it)."""
@@ -49,7 +50,7 @@ class Route:
     def public(self) -> dict[str, Any]:
         return {"target": self.target, "decided_by": self.decided_by, "p_success": self.p_success,
                 "score": self.score, "threshold": self.threshold, "pinned": self.pinned,
-                "pin_reasons": list(self.pin_reasons), "reason": self.reason}
+                "pin_reasons": list(self.pin_reasons), "reason": self.reason, "predictions": self.predictions}
 
 
 @dataclass
@@ -64,10 +65,15 @@ class Item:
 
 @dataclass(frozen=True)
 class CallerPolicy:
-    """What the caller's key allows the pipeline: its name (for the log) and whether it may use the frontier."""
+    """What the caller's key allows the pipeline: its name (for the log), whether it may use the frontier (any
+    model of kind frontier), and the models it may never use."""
 
     name: str | None = None
     frontier: bool = True
+    exclude: frozenset[str] = frozenset()
+
+    def allows(self, model: str, local: bool) -> bool:
+        return model not in self.exclude and (local or self.frontier)
 
 
 class OperatingPoint(BaseModel):

@@ -55,3 +55,27 @@ def hashing_router(threshold: float = 0.0):
     scorer = EnsembleScorer([RoutingScorer("local", "logreg", {"C": 1.0}, ["embedding"])])
     scorer.fit(emb.encode(texts), texts, np.array([float(i % 2 == 0) for i in range(60)]))
     return Router(scorer, threshold, {"embedder": {"model": emb.model_id, "dimension": 16}}, embedder=emb)
+
+
+MULTI_TEXTS = {"refund": "refund my order {i}", "contract": "translate the contract clause {i}",
+               "theorem": "prove the theorem {i}"}
+
+
+def hashing_multi_router(models: tuple[str, str, str] = ("local", "mid", "frontier"),
+                         costs: tuple[float, float, float] = (0.0, 0.01, 0.1), lam: float = 5.0):
+    """A real many-model router (a fitted kNN) on the FAKE embedder over three models, cheapest first: 'refund'
+    texts succeed on all three, 'contract' texts on the second and third, 'theorem' texts on the third only; at
+    `lam` each kind goes to the cheapest model that succeeds."""
+    from openfirst.router.multi_router import MultiData, MultiModelRouter, fit_model
+
+    emb = HashingEmbedder(16)
+    texts, scores = [], []
+    for i in range(90):
+        kind = list(MULTI_TEXTS)[i % 3]
+        texts.append(MULTI_TEXTS[kind].format(i=i))
+        scores.append({"refund": (1, 1, 1), "contract": (0, 1, 1), "theorem": (0, 0, 1)}[kind])
+    data = MultiData(emb.encode(texts), texts, np.array(scores, dtype=float), np.tile(costs, (90, 1)),
+                     np.arange(90), list(models))
+    config = {"family": "knn", "params": {"k": 20}, "features": ["embedding"]}
+    return MultiModelRouter(list(models), config, fit_model(config, data, 0), costs, lam,
+                            {"model": emb.model_id, "dimension": 16}, embedder=emb)

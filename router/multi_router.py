@@ -254,13 +254,15 @@ def mlp_baseline(seed: int = 0) -> Callable[[MultiData, MultiData], np.ndarray]:
 
 class MultiModelRouter:
     """A fitted multi-output model of every model's success, each model's expected cost, the embedder it was
-    trained with, and the trade-off `lam` of its operating point."""
+    trained with (`embedder`: an instance to use instead of loading it), and the trade-off `lam` of its operating
+    point."""
 
     def __init__(self, models: Sequence[str], config: dict[str, Any], state: dict[str, np.ndarray],
-                 expected_cost: Sequence[float], lam: float, embedder: dict[str, Any], note: str = ""):
+                 expected_cost: Sequence[float], lam: float, embedder_config: dict[str, Any], note: str = "",
+                 embedder: Any = None):
         self.models, self.config, self.state = list(models), config, state
         self.expected_cost = np.asarray(expected_cost, dtype=float)
-        self.lam, self.embedder_config, self.note = float(lam), embedder, note
+        self.lam, self.embedder_config, self.note, self.embedder = float(lam), embedder_config, note, embedder
 
     def p_success(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         return predict(self.config, self.state, embeddings, texts)
@@ -273,7 +275,8 @@ class MultiModelRouter:
         from openfirst.router.embeddings import EmbedderSpec
 
         texts = list(texts)
-        embedder = embedder or EmbedderSpec.from_config(self.embedder_config).embedder(show_progress=False)
+        embedder = (embedder or self.embedder
+                    or EmbedderSpec.from_config(self.embedder_config).embedder(show_progress=False))
         p = self.p_success(embedder.encode(texts), texts)
         picks = self.decide(p)
         out = []

@@ -48,6 +48,8 @@ class KeySettings(BaseModel):
     rate_per_minute: int = Field(600, ge=1, le=1_000_000)
     frontier_budget_usd_per_day: float | None = Field(None, ge=0, description="null: no budget")
     over_budget: Literal["local", "reject"] = Field("local", description="past the budget: stay local, or 429")
+    exclude_models: list[str] = Field(default_factory=list, description="registry models its requests never use "
+                                      "(not 'local')")
 
     @field_validator("sha256", mode="before")
     @classmethod

@@ -205,7 +205,7 @@ class ChatCall:
         self.max_tokens = min(self.params.get("max_completion_tokens") or self.params.get("max_tokens") or limit,
                               limit)
         self.prompt_bytes = sum(len(x.encode("utf-8")) + 4 for x in strings) + 16 * len(self.messages)
-        self.spend = Spend(caller)
+        self.spend = Spend(caller, service.models.is_local)
         self.start = time.perf_counter()
 
     @classmethod
@@ -232,13 +232,13 @@ class ChatCall:
     def admit(self, route: Route) -> Route:
         from openfirst.pipeline.pipeline import worst_case_usd
 
-        if route.target != "frontier" or not self.service.models.has_frontier:
+        if self.service.models.is_local(route.target):
             return route
-        price = self.service.models.get("frontier").price
+        price = self.service.models.get(route.target).price
         return self.spend.admit(0, route, lambda: worst_case_usd(price, self.prompt_bytes, self.max_tokens))
 
     def params_for(self, route: Route) -> dict[str, Any]:
-        if route.target != "frontier":
+        if self.service.models.is_local(route.target):
             return self.params
         out = {k: v for k, v in self.params.items() if k != "max_completion_tokens"}
         return {**out, "max_tokens": self.max_tokens}
@@ -250,9 +250,9 @@ class ChatCall:
             return await _call(self.service, route.target, self.messages, self.params_for(route), stream), route
         except CompilerError as exc:
             fallback = self.service.pipeline.fallback_route(route, exc, caller_policy(self.caller))
-            if fallback is not None and fallback.target == "frontier":
+            if fallback is not None and not self.service.models.is_local(fallback.target):
                 self.spend.settle_all(0.0)
-                fallback = fallback if self.admit(fallback).target == "frontier" else None
+                fallback = fallback if self.admit(fallback).target == fallback.target else None
             if fallback is None:
                 raise self.failed(route, exc) from None
         try:
@@ -269,7 +269,7 @@ class ChatCall:
                error: BaseException | None = None) -> dict[str, Any]:
         """Settle the spend, log the decision, count the generation; the `openfirst` metadata of the answer."""
         cost = _cost(self.service, route.target, usage)
-        self.spend.settle_all((cost if usage else None) if route.target == "frontier" else 0.0)
+        self.spend.settle_all(0.0 if self.service.models.is_local(route.target) else cost if usage else None)
         latency = time.perf_counter() - self.start
         self.record(RoutedOutcome(self.item, route, model=model, latency_s=latency, cost_usd=cost, error=error,
                                   answered=True))

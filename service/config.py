@@ -79,6 +79,13 @@ class LlamaCppLocal(_InProcessLocal):
     n_threads: int | None = Field(None, ge=1, le=1024)
 
 
+class ModelSettings(EndpointSettings):
+    """One more named model (`[models.<name>]`), an OpenAI-compatible endpoint: `kind = "local"` for a server on
+    your network (private data may go there), "frontier" for an API (billed against the keys' budgets)."""
+
+    kind: Literal["local", "frontier"] = "frontier"
+
+
 LocalSettings = Annotated[Union[ServerLocal, TransformersLocal, VLLMLocal, LlamaCppLocal],
                           Field(discriminator="kind")]
 
@@ -98,6 +105,18 @@ class RouterSettings(_Strict):
     drift_tolerance: float = Field(0.1, ge=0.0, le=1.0, description="warn when |share - target| exceeds this")
     default_target: Literal["local", "frontier"] = Field("local", description="where requests go without a router")
     batch_size: int = Field(64, ge=1, le=4096, description="most queries embedded together")
+    # a many-model router (`openfirst train` on a log with many models)
+    tradeoff: float | None = Field(None, ge=0.0, description="a many-model router's lambda (P(success) - lambda * "
+                                   "expected cost in USD); None: the artifact's own operating point")
+    model_names: dict[str, str] = Field(default_factory=dict, description="a many-model router's model name -> "
+                                        "the registry's name for it, where they differ")
+    exclude_models: list[str] = Field(default_factory=list, description="registry models the router never picks "
+                                      "(the router's own names of models this service does not serve, too)")
+    cost_source: Literal["router", "prices"] = Field(
+        "router", description="a many-model router's expected cost per model: the mean its training log gave "
+        "(router), or the model's price on this query's prompt and `expected_output_tokens` (prices)")
+    expected_output_tokens: int = Field(256, ge=1, le=1_000_000, description="output tokens a query is priced "
+                                        "with where cost_source = prices")
 
     @model_validator(mode="after")
     def _one_operating_point(self) -> "RouterSettings":
@@ -229,6 +248,8 @@ class ServiceConfig(TomlSettings):
     tasks: dict[str, str] = Field(default_factory=dict, description="name -> module:Class or file.py:Class")
     local: LocalSettings = TransformersLocal(kind="transformers")
     frontier: EndpointSettings | None = None
+    models: dict[str, ModelSettings] = Field(default_factory=dict, description="more named models a many-model "
+                                             "router can pick: name -> endpoint")
     router: RouterSettings = RouterSettings()
     routing: RoutingSettings = RoutingSettings()
     privacy: PrivacySettings = PrivacySettings()
@@ -246,6 +267,15 @@ class ServiceConfig(TomlSettings):
             if ":" not in spec:
                 raise ValueError(f"task {name!r}: {spec!r} must look like module:Class or path/to/file.py:Class")
         return tasks
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, models: dict[str, Any]) -> dict[str, Any]:
+        for name in models:
+            if not TASK_NAME.match(name) or name in ("local", "frontier"):
+                raise ValueError(f"model name {name!r}: use letters, digits, '_' or '-' (at most 64); 'local' and "
+                                 "'frontier' are [local] and [frontier]")
+        return models
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ServiceConfig":

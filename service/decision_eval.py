@@ -1,5 +1,6 @@
 """Offline evaluation of a decision log: joined with outcome labels that arrive later, keyed by the same `id`
-(rows with `local_score` and/or `frontier_score`, or `score`: the outcome of the model that answered).
+(rows with `local_score` and/or `frontier_score`, or `score`: the outcome of the model that answered; with many
+models, `scores`: model -> score).
 `evaluate_decisions` reports routed accuracy, frontier share and cost, and drift (the router's frontier share
 against its target, with a warning past a tolerance); `joined_outcome_rows` turns the joined rows into an outcome
 log for retraining (`openfirst eval --decisions`, `openfirst train`)."""
@@ -17,15 +18,16 @@ from openfirst.pipeline.route import DECIDERS
 
 
 def labels_by_id(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """id -> {local_score, frontier_score, score}: the known outcome labels (later rows win)."""
+    """id -> {local_score, frontier_score, <model>_score, score}: the known outcome labels (later rows win)."""
     out: dict[str, dict[str, float]] = {}
     for row in rows:
         rid = row.get("id")
         if rid in (None, ""):
             continue
         known = {}
-        for key in ("local_score", "frontier_score", "score"):
-            value = row.get(key)
+        per_model = row.get("scores") if isinstance(row.get("scores"), dict) else {}
+        for key, value in [*((k, row.get(k)) for k in ("local_score", "frontier_score", "score")),
+                           *((f"{m}_score", v) for m, v in per_model.items())]:
             if value in (None, ""):
                 continue
             try:
@@ -79,10 +81,18 @@ def evaluate_decisions(decisions: Sequence[dict[str, Any]], labels: dict[str, di
         "cost_usd_per_request": float(np.mean(costs)) if costs else None,
         "cost_usd_per_request_at_prices": (float(np.mean(np.where(targets == "frontier", prices[1], prices[0])))
                                            if prices is not None else None),
+        "by_model": _by_model(targets, joined),
         "cascade": _cascade_report(decisions, labels),
         "drift": _drift(share_routed, float(np.mean(recent)) if recent.size else math.nan,
                         len(recent), target_share, tolerance),
     }
+
+
+def _by_model(targets: np.ndarray, joined: list[tuple[dict[str, Any], dict[str, float]]]) -> dict[str, Any]:
+    """Per target model: its share of the decisions and the accuracy of its labelled answers."""
+    return {str(m): {"share": float(np.mean(targets == m)),
+                     "accuracy": _mean([_outcome(d, lab, m) for d, lab in joined if d["target"] == m])}
+            for m in sorted(set(targets.tolist()))}
 
 
 def _stored_share(decisions: Sequence[dict[str, Any]]) -> float | None:
@@ -145,8 +155,12 @@ def drift_warning(share: float, target: float, tolerance: float, scope: str) -> 
 
 def joined_outcome_rows(decisions: Sequence[dict[str, Any]], labels: dict[str, dict[str, float]]
                         ) -> list[dict[str, Any]]:
-    """Outcome-log rows (id, query, local_score, frontier_score) for `openfirst train`: decisions with their
-    query text and a known local outcome."""
+    """Outcome-log rows for `openfirst train`: decisions with their query text and known outcomes. Two models:
+    (id, query, local_score, frontier_score?), rows with a local outcome. A many-model router's decisions (with
+    `predictions`): (id, query, scores: every model with a known outcome, costs: the logged cost of the answering
+    model, the router's expected cost of the others), a many-model log."""
+    if any(d.get("predictions") for d in decisions):
+        return _many_model_rows(decisions, labels)
     rows = []
     for d in decisions:
         lab = labels.get(str(d["id"]))
@@ -163,12 +177,32 @@ def joined_outcome_rows(decisions: Sequence[dict[str, Any]], labels: dict[str, d
     return rows
 
 
+def _many_model_rows(decisions: Sequence[dict[str, Any]], labels: dict[str, dict[str, float]]
+                     ) -> list[dict[str, Any]]:
+    models = sorted({m for d in decisions for m in (d.get("predictions") or {})} | {d["target"] for d in decisions})
+    rows = []
+    for d in decisions:
+        lab = labels.get(str(d["id"]))
+        if not lab or not isinstance(d.get("query"), str):
+            continue
+        scores = {m: v for m in models if (v := _outcome(d, lab, m)) is not None}
+        if not scores:
+            continue
+        # costs: what the answering model billed where logged, else the router's expected cost per model
+        costs = {m: p["cost_usd"] for m, p in (d.get("predictions") or {}).items() if m in scores}
+        if d.get("cost_usd") is not None and d["target"] in scores:
+            costs[d["target"]] = float(d["cost_usd"])
+        rows.append({"id": d["id"], "query": d["query"], "scores": scores, **({"costs": costs} if costs else {})})
+    return rows
+
+
 def markdown_summary(report: dict[str, Any], title: str) -> str:
     fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else (  # noqa: E731
         f"{v:.4f}" if isinstance(v, float) else str(v))
     drift = report["drift"]
     rows = [("decisions", report["decisions"]), ("labeled", report["labeled"]),
             ("decided by", ", ".join(f"{k} {v}" for k, v in report["decided_by"].items())),
+            ("share by model", ", ".join(f"{m} {v['share']:.1%}" for m, v in report["by_model"].items())),
             ("frontier share (all)", report["frontier_share"]),
             ("frontier share (router's choice)", report["routed_frontier_share"]),
             ("target frontier share", drift["target_frontier_share"]),

@@ -18,7 +18,8 @@ from openfirst.core.rows import iter_raw_rows
 # keys of one decision record; scripts read them, keep them stable
 RECORD_KEYS = ("id", "time", "endpoint", "task", "query", "query_sha256", "target", "decided_by", "p_success",
                "score", "threshold", "expected_frontier_share", "pin_reasons", "model", "ok", "error", "latency_s",
-               "cost_usd", "query_hmac", "query_truncated", "caller", "confidence", "output", "stages")
+               "cost_usd", "query_hmac", "query_truncated", "caller", "confidence", "output", "stages",
+               "predictions")
 
 
 def query_digest(text: str) -> str:
@@ -124,8 +125,8 @@ def read_decisions(path: Path | str) -> list[dict[str, Any]]:
         raise ConfigError(f"decision log {path} does not exist")
     out, problems = [], []
     for lineno, row, error, path in ((n, r, e, f) for f in files for n, r, e in iter_raw_rows(f, "jsonl")):
-        if error is None and (not row.get("id") or row.get("target") not in ("local", "frontier")):
-            error = "a decision needs an id and a target of 'local' or 'frontier'"
+        if error is None and (not row.get("id") or not isinstance(row.get("target"), str) or not row["target"]):
+            error = "a decision needs an id and a target (the model's name)"
         if error:
             problems.append((str(path), lineno, error))
         else:

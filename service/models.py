@@ -1,5 +1,6 @@
 """The service's model registry, from its configuration: `[local]` (an engine in process, or a server),
-`[local] task_models` (a tuned model per task, "local:<task>"), and `[frontier]` where it has a key."""
+`[local] task_models` (a tuned model per task, "local:<task>"), `[frontier]` where it has a key, and each
+`[models.<name>]` (an endpoint of kind local or frontier, for a many-model router)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ def registry_from_config(config: ServiceConfig) -> ModelRegistry:
         else:
             entries.append(ModelEntry("frontier", "frontier", "server", frontier,
                                       max_concurrency=config.frontier.max_concurrency))
+    for name, model in config.models.items():
+        entries.append(ModelEntry(name, model.kind, "server", model.backend(name),
+                                  max_concurrency=model.max_concurrency))
     return ModelRegistry(entries)
 
 

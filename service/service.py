@@ -14,6 +14,7 @@ from openfirst.compiler.program import Program
 from openfirst.compiler.task import CompiledTask, load_task
 from openfirst.core.errors import ConfigError, OpenFirstError
 from openfirst.pipeline import Hooks, Item, ModelRegistry, OperatingPoint, Pipeline, RoutedOutcome, RoutingPolicy
+from openfirst.pipeline.many_models import ManyModelRouter
 from openfirst.pipeline.route import CallerPolicy, Route
 from openfirst.service.auth import Authenticator, Caller
 from openfirst.service.config import ServiceConfig
@@ -30,10 +31,16 @@ log = logging.getLogger("openfirst.service")
 class Service:
     def __init__(self, config: ServiceConfig, tasks: dict[str, CompiledTask], models: ModelRegistry,
                  router: Any = None, decision_log: DecisionLog | None = None):
+        if is_multi_model_router(router):
+            r = config.router
+            router = ManyModelRouter(router, models, names=r.model_names, exclude=r.exclude_models,
+                                     tradeoff=r.tradeoff, cost_source=r.cost_source,
+                                     output_tokens=r.expected_output_tokens)
         self.config, self.tasks, self.models, self.router = config, tasks, models, router
         self.started_at = time.time()
         self.auth = Authenticator(config.auth)
         _check_budget_prices(config, models)
+        _check_key_models(config, models)
         self.metrics = ServiceMetrics()
         self.decision_log = decision_log
         threshold, calibration = operating_point(config, router)
@@ -51,8 +58,6 @@ class Service:
 
     @classmethod
     def from_config(cls, config: ServiceConfig) -> "Service":
-        from openfirst.router.api import Router
-
         if not config.tasks:
             raise ConfigError("the configuration names no tasks", hint='[tasks] ticket = "module:Class"')
         tasks = {name: load_task(spec) for name, spec in config.tasks.items()}
@@ -63,7 +68,7 @@ class Service:
             if not config.router.artifact.exists():
                 raise ConfigError(f"router artifact {config.router.artifact} does not exist",
                                   hint="train one: openfirst train routellm-gsm8k --out runs/gsm8k")
-            router = Router.load(config.router.artifact)
+            router = load_router(config)
         lg = config.log
         decisions = (DecisionLog(lg.decisions, lg.store_text, max_query_chars=lg.max_query_chars,
                                  max_bytes=lg.max_bytes, backups=lg.backups,
@@ -75,6 +80,10 @@ class Service:
     @property
     def local_only(self) -> dict[str, str]:
         return self.pipeline.local_only
+
+    @property
+    def many_models(self) -> bool:
+        return isinstance(self.router, ManyModelRouter)
 
     def warm_up(self) -> None:
         """Load the embedding model now, not on the first request."""
@@ -90,14 +99,15 @@ class Service:
         """What runs where, for logs and /healthz (never secrets)."""
         frontier = self.models.get("frontier").describe() if self.models.has_frontier else None
         return {"tasks": sorted(self.tasks), "local": self.models.get("local").describe(), "frontier": frontier,
-                "models": sorted(self.models.entries),
+                "models": {n: e.kind for n, e in sorted(self.models.entries.items())},
                 "router": str(self.config.router.artifact) if self.router is not None else None,
+                "router_models": self.router.served if self.many_models else None,
                 "threshold": self.threshold, "expected_frontier_share": self.expected_share,
                 "local_only_tasks": sorted(self.local_only)}
 
     @property
     def threshold(self) -> float | None:
-        if self.router is None:
+        if self.router is None or self.many_models:
             return None
         return self.pipeline.threshold if self.pipeline.threshold is not None else self.router.threshold
 
@@ -119,7 +129,8 @@ class Service:
                       point: OperatingPoint | None = None) -> list[RoutedOutcome]:
         """Route and run each input; one RoutedOutcome per input (logged through the pipeline's hooks)."""
         return await self.pipeline.run(task, items, caller=caller_policy(caller), point=point,
-                                       budget=Spend(caller), deadline_s=self.config.limits.deadline_s)
+                                       budget=Spend(caller, self.models.is_local),
+                                       deadline_s=self.config.limits.deadline_s)
 
     def record(self, endpoint: str, task: str | None, outcomes: Sequence[RoutedOutcome], total_s: float) -> None:
         """Metrics and the decision log for finished (or only routed, or cut off) inputs."""
@@ -141,7 +152,33 @@ class Service:
 
 
 def caller_policy(caller: Caller | None) -> CallerPolicy:
-    return CallerPolicy() if caller is None else CallerPolicy(caller.name, caller.settings.frontier)
+    if caller is None:
+        return CallerPolicy()
+    return CallerPolicy(caller.name, caller.settings.frontier, frozenset(caller.settings.exclude_models))
+
+
+def load_router(config: ServiceConfig) -> Any:
+    """The configured router artifact: a two-model `Router` or a many-model router (whose operating point is a
+    trade-off, not a threshold)."""
+    from openfirst.router.api import Router
+    from openfirst.router.multi_router import MultiModelRouter, is_multi_router
+
+    r = config.router
+    if not is_multi_router(r.artifact):
+        if r.tradeoff is not None or r.model_names or r.exclude_models:
+            raise ConfigError("[router] tradeoff, model_names and exclude_models are for a many-model router",
+                              hint=f"{r.artifact} is a two-model router: set threshold or frontier_share")
+        return Router.load(r.artifact)
+    if r.threshold is not None or r.frontier_share is not None:
+        raise ConfigError(f"{r.artifact} is a many-model router: its operating point is [router] tradeoff (lambda), "
+                          "not threshold or frontier_share")
+    return MultiModelRouter.load(r.artifact)
+
+
+def is_multi_model_router(router: Any) -> bool:
+    from openfirst.router.multi_router import MultiModelRouter
+
+    return isinstance(router, MultiModelRouter)
 
 
 def task_programs(config: ServiceConfig, tasks: dict[str, CompiledTask], models: ModelRegistry
@@ -156,17 +193,30 @@ def task_programs(config: ServiceConfig, tasks: dict[str, CompiledTask], models:
         local_model = getattr(config.local, "task_models", {}).get(name, getattr(config.local, "model", None))
         local_task, local_options = tuned_task(local_model, task, config.program)
         programs[name] = {"local": Program(local_task, models.backend(models.for_task("local", name)), local_options)}
-        if models.has_frontier:
+        for model in models.names():
+            if model == "local":
+                continue
             try:
-                programs[name]["frontier"] = Program(task, models.backend("frontier"), config.program)
+                programs[name][model] = Program(task, models.backend(model), config.program)
             except OpenFirstError as exc:
-                local_only[name] = str(exc)
-                log.warning("task %s stays local: the frontier cannot run it (%s)", name, exc)
+                if model == "frontier":
+                    local_only[name] = str(exc)
+                log.warning("task %s does not run on %s: it cannot run it (%s)", name, model, exc)
     return programs, local_only
 
 
 def _check_budget_prices(config: ServiceConfig, models: ModelRegistry) -> None:
-    if models.has_frontier and models.get("frontier").price is None and any(
-            k.frontier_budget_usd_per_day is not None for k in config.auth.keys):
-        raise ConfigError("a key has a frontier budget but the frontier has no price",
-                          hint="set [frontier] price = { input_per_mtok = ..., output_per_mtok = ... }")
+    unpriced = [n for n in models.names("frontier") if models.get(n).price is None]
+    if unpriced and any(k.frontier_budget_usd_per_day is not None for k in config.auth.keys):
+        raise ConfigError(f"a key has a frontier budget but frontier models {unpriced} have no price",
+                          hint="set price = { input_per_mtok = ..., output_per_mtok = ... } in [frontier] and "
+                               "each [models.<name>] of kind frontier")
+
+
+def _check_key_models(config: ServiceConfig, models: ModelRegistry) -> None:
+    for key in config.auth.keys:
+        if "local" in key.exclude_models:
+            raise ConfigError(f"key {key.name!r}: exclude_models cannot exclude 'local' (where data may stay)")
+        if unknown := sorted(set(key.exclude_models) - set(models.entries)):
+            raise ConfigError(f"key {key.name!r}: exclude_models names unknown models {unknown}",
+                              hint=f"models: {', '.join(models.names())}")

@@ -63,8 +63,8 @@ class Spend:
     """One request's frontier reservations for `caller` (None, or a key without a budget: nothing is counted),
     per input index."""
 
-    def __init__(self, caller: Any):
-        self.caller = caller
+    def __init__(self, caller: Any, is_local: Callable[[str], bool] = lambda model: model.split(":")[0] == "local"):
+        self.caller, self.is_local = caller, is_local  # is_local: the registry's (a local model is never billed)
         self.reserved: dict[int, float] = {}
 
     @property
@@ -72,9 +72,9 @@ class Spend:
         return self.caller is not None and self.caller.ledger.budget is not None
 
     def admit(self, i: int, route: Route, worst_case_usd: Callable[[], float]) -> Route:
-        """Reserve input i's worst case for a frontier route: the route itself, or past the budget a local one
-        (`decided_by: budget`), or FrontierBudgetExceeded by the key's `over_budget` policy."""
-        if not self.counted or route.target != "frontier":
+        """Reserve input i's worst case for a route to a frontier model: the route itself, or past the budget a
+        local one (`decided_by: budget`), or FrontierBudgetExceeded by the key's `over_budget` policy."""
+        if not self.counted or self.is_local(route.target):
             return route
         worst = worst_case_usd()
         if self.caller.ledger.reserve(worst):

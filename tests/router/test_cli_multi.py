@@ -55,3 +55,38 @@ def test_bench_train_and_route_on_a_many_model_log(multi_log, tmp_path, capsys):
     assert main(["eval", "--router", str(router), str(multi_log), "--json", "--no-progress"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["operating_point"]["cost"] <= 0.002 + 1e-9 and set(ev["baselines"]) >= {"knn", "mlp", "oracle", "zero"}
+    serve_and_learn_from_it(router, tmp_path, capsys)
+
+
+def serve_and_learn_from_it(router, tmp_path, capsys):
+    """The service routes across the registry with the trained router (its "a" is the service's local model, "b"
+    a cheap API, "c" the frontier); its decision log, joined with labels of every model, is a many-model log that
+    `openfirst train` learns from."""
+    from openfirst.service.config import ServiceConfig
+    from openfirst.service.service import Service
+    from tests.helpers import TASK, call, down_local
+
+    nowhere = down_local()["base_url"]
+    config = ServiceConfig(tasks={"support_ticket": TASK}, local=down_local(),
+                           frontier={"model": "c-model", "base_url": nowhere},
+                           models={"b": {"model": "b-model", "base_url": nowhere, "kind": "frontier"}},
+                           router={"artifact": str(router), "model_names": {"a": "local", "c": "frontier"}},
+                           log={"decisions": str(tmp_path / "decisions.jsonl")})
+    service = Service.from_config(config)
+    texts = [f"billing refund invoice number {i}" for i in range(200, 230)]
+    texts += [f"will it rain in city {i} tomorrow" for i in range(200, 230)]
+    routes = [call(service, "POST", "/v1/route", json={"input": t}).json() for t in texts]
+    service.close()
+    assert {r["target"] for r in routes[:30]} == {"b"} and set(routes[0]["predictions"]) == {"local", "b", "frontier"}
+    assert {r["target"] for r in routes[30:]} == {"local"}
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"id": r["id"], "scores": {"local": int(i >= 30), "b": int(i < 30),
+                                                                        "frontier": 1}}) + "\n"
+                              for i, r in enumerate(routes)))
+    joined = tmp_path / "joined.jsonl"
+    assert main(["eval", "--decisions", str(tmp_path / "decisions.jsonl"), str(labels), "--joined-out", str(joined),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["by_model"]["b"]["accuracy"] == 1.0 and report["joined_out"]["records"] == 60
+    assert main(["train", str(joined), "--out", str(tmp_path / "retrained"), "--trials", "2", "--outer-folds", "2",
+                 "--inner-folds", "2", "--no-progress", "--budget", "0.5"]) == 0

@@ -2,7 +2,6 @@
 slow senders, poisoned batches, huge or hostile bodies. Unrelated requests keep succeeding; no answer is a 500."""
 
 import asyncio
-import contextlib
 import socket
 import time
 

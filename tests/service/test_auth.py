@@ -1,6 +1,5 @@
 """Callers: keys, permissions, rate limits, frontier budgets (in process over ASGI, on scripted FAKE backends)."""
 
-import json
 
 import pytest
 

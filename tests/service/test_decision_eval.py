@@ -46,3 +46,24 @@ def test_eval_cli_joins_labels_and_writes_training_log(tmp_path, capsys):
     assert "warning" in captured.err and report["drift"]["warning"]
     assert len(out.read_text().splitlines()) == 10
     assert main(["eval"]) == 2
+
+
+def test_many_model_decisions_join_per_model_labels_into_a_many_model_log():
+    from openfirst.router.multi_log import multi_log_from_rows
+
+    preds = {m: {"p_success": 0.5, "cost_usd": c} for m, c in (("local", 0.0), ("mid", 0.01), ("big", 0.1))}
+    decisions = [{**decision(i, target, None), "predictions": preds} for i, target in enumerate(["mid", "local", "big"])]
+    labels = labels_by_id([{"id": "q0", "score": 1},  # the answering model's outcome (mid)
+                           {"id": "q1", "scores": {"local": 0, "mid": 1, "big": 1}}])  # every model replayed
+    assert labels["q1"] == {"local_score": 0.0, "mid_score": 1.0, "big_score": 1.0}
+    with pytest.raises(Exception, match="not a number"):
+        labels_by_id([{"id": "q2", "scores": {"big": "x"}}])
+    rows = joined_outcome_rows(decisions, labels)
+    assert rows == [{"id": "q0", "query": "question 0", "scores": {"mid": 1.0}, "costs": {"mid": 0.001}},
+                    {"id": "q1", "query": "question 1", "scores": {"big": 1.0, "local": 0.0, "mid": 1.0},
+                     "costs": {"local": 0.001, "mid": 0.01, "big": 0.1}}]  # the logged cost of the answering model
+    log = multi_log_from_rows(rows)
+    assert log.models == ["big", "local", "mid"] and len(log.complete()) == 1
+    r = evaluate_decisions(decisions, labels)
+    assert r["by_model"]["mid"] == {"share": pytest.approx(1 / 3), "accuracy": 1.0}
+    assert set(r["by_model"]) == {"local", "mid", "big"}
