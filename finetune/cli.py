@@ -18,9 +18,10 @@ def register(sub) -> None:
                    help='a JSONL of {"input": ..., "output": {...}, "id"?, "group"?}, or a public data set: snips '
                         "(its seven intents, each its own task) or snips:<Intent>")
     f.add_argument("--task", default=None, help="module:Class or path/to/file.py:Class (needed except for snips)")
-    f.add_argument("--from-decisions", type=Path, default=None, metavar="LOG",
-                   help="also learn from a service decision log: the inputs the frontier answered, with its validated "
-                        "output (pinned inputs are never in a log's text, so never in training data)")
+    f.add_argument("--from-decisions", type=str, default=None, metavar="LOG|URL",
+                   help="also learn from a service decision log (or the replicas' database URL): the inputs the "
+                        "frontier answered, with its validated output (pinned inputs are never in a log's text, so "
+                        "never in training data)")
     f.add_argument("--service-task", default=None, metavar="NAME",
                    help="with --from-decisions: the task's name in the service's [tasks] (default: the class name)")
     f.add_argument("--out", type=Path, required=True, help="the tuned model's folder")
@@ -118,7 +119,9 @@ def load_training_data(args: argparse.Namespace):
             raise ConfigError("--from-decisions needs --task (the task whose frontier answers to learn)")
         sets.append(ex.read_decisions(args.from_decisions, task, skip_bad_lines=args.skip_bad_lines,
                                       service_task=args.service_task))
-        sources.append(f"decision log {args.from_decisions} (the frontier's answers)")
+        from openfirst.core.redact import redact_url
+
+        sources.append(f"decision log {redact_url(args.from_decisions)} (the frontier's answers)")
     data = ex.merge(sets)
     if args.limit is not None:
         if args.limit < 1:

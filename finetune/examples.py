@@ -102,7 +102,7 @@ def read_labelled(path: Path, task: CompiledTask, skip_bad_lines: bool = False) 
     return _finish({task.name: task}, examples, problems)
 
 
-def read_decisions(path: Path, task: CompiledTask, frontier_model: str | None = None,
+def read_decisions(path: Path | str, task: CompiledTask, frontier_model: str | None = None,
                    skip_bad_lines: bool = False, service_task: str | None = None) -> TrainingSet:
     """The frontier's validated answers in a service decision log: records routed to the frontier (or escalated to
     it) with stored text and output for this task (`service_task`: its name in the service's [tasks], default the
@@ -110,13 +110,20 @@ def read_decisions(path: Path, task: CompiledTask, frontier_model: str | None = 
     from openfirst.compiler.errors import CompilerError
     from openfirst.service.decision_log import decision_files
 
-    files = decision_files(Path(path))
-    if not files:
-        raise FinetuneError(f"decision log {path} does not exist")
+    from openfirst.state.database import is_database_url, read_database_decisions
+
+    if is_database_url(str(path)):  # the replicas' shared database ([state] database_url)
+        sources: list[tuple[str, Any]] = [("database", ((i, r, None) for i, r in
+                                                        enumerate(read_database_decisions(str(path)), 1)))]
+    else:
+        files = decision_files(Path(path))
+        if not files:
+            raise FinetuneError(f"decision log {path} does not exist")
+        sources = [(str(f), iter_raw_rows(f, "jsonl")) for f in files]
     examples, problems, dropped = [], [], {"not_frontier": 0, "no_text_or_output": 0, "other_task": 0, "failed": 0}
     name, seen = service_task or task.name, set()
-    for f in files:
-        for lineno, row, error in iter_raw_rows(f, "jsonl"):
+    for f, rows in sources:
+        for lineno, row, error in rows:
             if error:
                 problems.append((str(f), lineno, error))
                 continue

@@ -118,13 +118,15 @@ def _register_info(app: FastAPI, service: Service) -> None:
         caller = caller_of(request)
         engine = service.engine_health()
         # degraded: the local engine is restarting after a crash, or down (requests get 503 until it is back)
-        status = "ok" if engine is None or engine["state"] == "ok" else "degraded"
+        # or a shared store (Redis, the database) is down: requests take the fail-closed path
+        status = "ok" if (engine is None or engine["state"] == "ok") and not service.degraded else "degraded"
         if service.auth.enabled and (caller is None or not caller.may("health")):
             return {"status": status}
         return {"status": status, **service.describe(), "engine": engine}
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
+        service.state_health()  # the shared stores' gauges, as of now
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
 
     @app.get("/v1/models", summary="OpenAI's model list: openfirst-router (chat) and one entry per task")

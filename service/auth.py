@@ -96,15 +96,21 @@ class RateLimiter:
 
 @dataclass
 class Caller:
-    """An authenticated key and its live state."""
+    """An authenticated key and its live state: its rate limiter and budget ledger, in process, or shared by the
+    replicas (`state`: `openfirst.state.shared.SharedState`)."""
 
     settings: KeySettings
-    limiter: RateLimiter = field(init=False)
-    ledger: Ledger = field(init=False)
+    state: Any = None
+    limiter: Any = field(init=False)
+    ledger: Any = field(init=False)
 
     def __post_init__(self) -> None:
-        self.limiter = RateLimiter(self.settings.rate_per_minute)
-        self.ledger = Ledger(self.settings.frontier_budget_usd_per_day)
+        s = self.settings
+        self.limiter = RateLimiter(s.rate_per_minute)
+        self.ledger = Ledger(s.frontier_budget_usd_per_day)
+        if self.state is not None:
+            self.limiter = self.state.limiter(s.name, s.rate_per_minute, self.limiter)
+            self.ledger = self.state.ledger(s.name, s.frontier_budget_usd_per_day, self.ledger)
 
     @property
     def name(self) -> str:
@@ -118,8 +124,8 @@ class Caller:
 
 
 class Authenticator:
-    def __init__(self, settings: AuthSettings):
-        self.by_hash = {k.sha256: Caller(k) for k in settings.keys}
+    def __init__(self, settings: AuthSettings, state: Any = None):
+        self.by_hash = {k.sha256: Caller(k, state) for k in settings.keys}
 
     @property
     def enabled(self) -> bool:

@@ -75,8 +75,9 @@ def extend_eval(e: argparse.ArgumentParser) -> None:
     """Add `--decisions` (the service's decision log joined with outcome labels) to the router's `eval`."""
     router_eval = e.get_default("handler")
     d = e.add_argument_group("service decisions")
-    d.add_argument("--decisions", type=Path, default=None, metavar="JSONL",
-                   help="decision log written by `openfirst serve` (log.decisions)")
+    d.add_argument("--decisions", type=str, default=None, metavar="JSONL|URL",
+                   help="decision log written by `openfirst serve` (log.decisions), or the replicas' database "
+                        "([state] database_url)")
     d.add_argument("--target-frontier-share", type=float, default=None, metavar="X",
                    help="drift reference (default: the router's expected share, as logged)")
     d.add_argument("--tolerance", type=float, default=0.1, help="drift warning past |share - target| > X")
@@ -91,6 +92,7 @@ def cmd_eval_decisions(args: argparse.Namespace) -> int:
     from openfirst.router.cli_router import label_rows, prices
     from openfirst.service.decision_eval import (evaluate_decisions, joined_outcome_rows, labels_by_id,
                                                  markdown_summary)
+    from openfirst.core.redact import redact_url
     from openfirst.service.decision_log import read_decisions
 
     if not 0 <= args.tolerance <= 1:
@@ -112,7 +114,8 @@ def cmd_eval_decisions(args: argparse.Namespace) -> int:
         report["joined_out"] = {"path": str(args.joined_out), "records": len(rows)}
     if report["drift"]["warning"]:
         print(f"openfirst: warning: {report['drift']['warning']}", file=sys.stderr)
-    print(json.dumps(report, indent=2) if args.json else markdown_summary(report, f"decisions in {args.decisions}"))
+    title = f"decisions in {redact_url(args.decisions)}"
+    print(json.dumps(report, indent=2) if args.json else markdown_summary(report, title))
     return 0
 
 

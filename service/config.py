@@ -20,6 +20,7 @@ from openfirst.compiler.settings import EndpointSettings
 from openfirst.core.errors import ConfigError, describe_validation_error
 from openfirst.service.auth import AuthSettings
 from openfirst.service.privacy import PHONE_REGIONS
+from openfirst.state.settings import StateSettings
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -257,6 +258,7 @@ class ServiceConfig(TomlSettings):
     program: ProgramOptions = ProgramOptions()
     log: LogSettings = LogSettings()
     serve: ServeSettings = ServeSettings()
+    state: StateSettings = StateSettings()
 
     @field_validator("tasks")
     @classmethod

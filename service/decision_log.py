@@ -1,6 +1,6 @@
 """The decision log's writer and reader: the service appends one JSON object per routed input to a JSONL file
-(`DecisionLog`, records rendered from `RoutedOutcome.record`); `read_decisions` reads it back with its rotated
-files. Joining it with outcome labels is offline evaluation: `openfirst.service.decision_eval`."""
+(`DecisionLog`, records rendered from `RoutedOutcome.record` by `DecisionRenderer`; with `[state] database_url`,
+to the shared database too); `read_decisions` reads it back with its rotated files, or from the database. Joining it with outcome labels is offline evaluation: `openfirst.service.decision_eval`."""
 
 from __future__ import annotations
 
@@ -26,32 +26,20 @@ def query_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class DecisionLog:
-    """Append-only JSONL writer, safe across threads; each record is flushed as it is written.
+class DecisionRenderer:
+    """A decision record as it may be stored, by the privacy rules of `[log]`: the text of a request pinned by the
+    privacy rules is never kept, nor its output (the validated answer is kept beside the text it came from, for
+    `openfirst finetune --from-decisions`, and under the same rule); with `store_text=False` no text is kept, and
+    the query is identified by an HMAC-SHA256 under `hash_key` (an unkeyed SHA-256 of a short query can be
+    brute-forced), or not at all without a key. A stored query is cut at `max_query_chars`. The JSONL log and the
+    shared database store the same rendering."""
 
-    Private by default: the file is created with mode 0600; the text of a request pinned by the privacy rules is
-    never written, nor its output (the validated answer is written beside the text it came from, for
-    `openfirst finetune --from-decisions`, and under the same rule); with `store_text=False` no text is written, and the query is identified by an HMAC-SHA256
-    under `hash_key` (an unkeyed SHA-256 of a short query can be brute-forced), or not at all without a key.
-    A stored query is cut at `max_query_chars`. Past `max_bytes` the file rotates (`.1` ... `.{backups}`).
-    """
-
-    def __init__(self, path: Path | str, store_text: bool = True, *, hash_key: str | None = None,
-                 max_query_chars: int = 10_000, max_bytes: int = 100_000_000, backups: int = 5):
-        self.path = Path(path)
+    def __init__(self, store_text: bool = True, *, hash_key: str | None = None, max_query_chars: int = 10_000):
         self.store_text = store_text
         self.hash_key = hash_key.encode() if hash_key else None
-        self.max_query_chars, self.max_bytes, self.backups = max_query_chars, max_bytes, backups
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create the decision log's folder {self.path.parent}: {exc}") from None
-        if not os.access(self.path.parent, os.W_OK) or (self.path.exists() and not os.access(self.path, os.W_OK)):
-            raise ConfigError(f"decision log {self.path} is not writable")
-        self._fh: Any = None  # opened on the first write
-        self._lock = threading.Lock()
+        self.max_query_chars = max_query_chars
 
-    def _line(self, rec: dict[str, Any]) -> str:
+    def render(self, rec: dict[str, Any]) -> dict[str, Any]:
         rec = dict(rec)
         query = rec.get("query")
         output = rec.get("output")
@@ -66,7 +54,30 @@ class DecisionLog:
             elif self.hash_key is not None:
                 rec["query_hmac"] = hmac.new(self.hash_key, query.encode("utf-8", "surrogatepass"),
                                              hashlib.sha256).hexdigest()
-        return json.dumps({k: rec.get(k) for k in RECORD_KEYS}, ensure_ascii=False) + "\n"
+        return {k: rec.get(k) for k in RECORD_KEYS}
+
+
+class DecisionLog(DecisionRenderer):
+    """Append-only JSONL writer of rendered records (`DecisionRenderer`), safe across threads; each record is
+    flushed as it is written. Private by default: the file is created with mode 0600. Past `max_bytes` the file
+    rotates (`.1` ... `.{backups}`)."""
+
+    def __init__(self, path: Path | str, store_text: bool = True, *, hash_key: str | None = None,
+                 max_query_chars: int = 10_000, max_bytes: int = 100_000_000, backups: int = 5):
+        super().__init__(store_text, hash_key=hash_key, max_query_chars=max_query_chars)
+        self.path = Path(path)
+        self.max_bytes, self.backups = max_bytes, backups
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the decision log's folder {self.path.parent}: {exc}") from None
+        if not os.access(self.path.parent, os.W_OK) or (self.path.exists() and not os.access(self.path, os.W_OK)):
+            raise ConfigError(f"decision log {self.path} is not writable")
+        self._fh: Any = None  # opened on the first write
+        self._lock = threading.Lock()
+
+    def _line(self, rec: dict[str, Any]) -> str:
+        return json.dumps(self.render(rec), ensure_ascii=False) + "\n"
 
     def write_many(self, records: Iterable[dict[str, Any]]) -> None:
         data = "".join(self._line(rec) for rec in records)
@@ -118,7 +129,12 @@ def decision_files(path: Path) -> list[Path]:
 
 
 def read_decisions(path: Path | str) -> list[dict[str, Any]]:
-    """Every decision in the log and its rotated files, oldest first."""
+    """Every decision in the log and its rotated files, oldest first; or in the shared database, where `path` is
+    its URL (`[state] database_url`)."""
+    from openfirst.state.database import is_database_url, read_database_decisions
+
+    if is_database_url(str(path)):
+        return read_database_decisions(str(path))
     path = Path(path)
     files = decision_files(path)
     if not files:

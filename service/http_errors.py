@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Sequence, TypeVar
 from openfirst.compiler.errors import (BackendError, DeadlineExceeded, EngineCrashed, IncompleteOutput,
                                        OutputValidationError, RateLimited, Refusal, TaskSpecError)
 from openfirst.core.errors import ConfigError, OpenFirstError
-from openfirst.service.spending import FrontierBudgetExceeded
+from openfirst.service.spending import BudgetStoreUnavailable, FrontierBudgetExceeded
 
 T = TypeVar("T")
 
@@ -25,8 +25,8 @@ def status_for(error: BaseException | type[BaseException]) -> int:
         return 504
     if issubclass(kind, FrontierBudgetExceeded):
         return 429
-    if issubclass(kind, (RateLimited, EngineCrashed)):
-        return 503  # try again shortly: the limit resets, the engine restarts
+    if issubclass(kind, (RateLimited, EngineCrashed, BudgetStoreUnavailable)):
+        return 503  # try again shortly: the limit resets, the engine restarts, the budget store returns
     if issubclass(kind, (BackendError, OutputValidationError, IncompleteOutput, Refusal)):
         return 502  # the model or its server failed, not the request
     if issubclass(kind, (ConfigError, TaskSpecError)):

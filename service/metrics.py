@@ -37,6 +37,12 @@ class ServiceMetrics:
                             registry=r)
         self.tokens = Counter("openfirst_tokens", "tokens by target and kind", ["target", "kind"], registry=r)
         self.in_flight = Gauge("openfirst_in_flight_requests", "requests being handled", registry=r)
+        self.store = Gauge("openfirst_state_store", "1 for the store each kind of state is kept in (rate_limits, "
+                           "budgets: redis or local; decisions: database or file)", ["state", "store"], registry=r)
+        self.store_up = Gauge("openfirst_state_store_up", "1 while a shared store answers, 0 while it is down "
+                              "(requests take the fail-closed path)", ["store"], registry=r)
+        self.spooled = Gauge("openfirst_state_spooled_bytes", "decisions and spend waiting on local disk for the "
+                             "database", registry=r)
         self.drift: DriftMonitor | None = None
 
     def watch_drift(self, target: float | None, tolerance: float, window: int = 1000) -> None:
@@ -62,6 +68,16 @@ class ServiceMetrics:
                 self.tokens.labels(target, kind.split("_")[0]).inc(usage[kind])
         if cost_usd:
             self.cost.labels(target).inc(cost_usd)
+
+    def watch_state(self, health: dict) -> None:
+        """Which store each kind of state is in, whether the shared ones answer, what waits on disk."""
+        for kind in ("rate_limits", "budgets", "decisions"):
+            self.store.labels(kind, health[kind]).set(1)
+        for store in ("redis", "database"):
+            if store in health:
+                self.store_up.labels(store).set(1 if health[store]["up"] else 0)
+        if "database" in health:
+            self.spooled.set(health["database"]["spooled_bytes"])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -18,7 +18,7 @@ from openfirst.pipeline.many_models import ManyModelRouter
 from openfirst.pipeline.route import CallerPolicy, Route
 from openfirst.service.auth import Authenticator, Caller
 from openfirst.service.config import ServiceConfig
-from openfirst.service.decision_log import DecisionLog
+from openfirst.service.decision_log import DecisionLog, DecisionRenderer
 from openfirst.service.metrics import ServiceMetrics
 from openfirst.service.models import registry_from_config
 from openfirst.pipeline.operating_point import expected_share, operating_point
@@ -38,11 +38,15 @@ class Service:
                                      output_tokens=r.expected_output_tokens)
         self.config, self.tasks, self.models, self.router = config, tasks, models, router
         self.started_at = time.time()
-        self.auth = Authenticator(config.auth)
         _check_budget_prices(config, models)
         _check_key_models(config, models)
         self.metrics = ServiceMetrics()
+        self.state = shared_state(config)
+        self.auth = Authenticator(config.auth, self.state)
         self.decision_log = decision_log
+        lg = config.log
+        self.renderer = DecisionRenderer(lg.store_text, max_query_chars=lg.max_query_chars,
+                                         hash_key=lg.hash_key.get_secret_value() if lg.hash_key else None)
         threshold, calibration = operating_point(config, router)
         self.expected_share = expected_share(config, router)
         self.metrics.watch_drift(self.expected_share, config.router.drift_tolerance)
@@ -99,6 +103,7 @@ class Service:
         """What runs where, for logs and /healthz (never secrets)."""
         frontier = self.models.get("frontier").describe() if self.models.has_frontier else None
         return {"tasks": sorted(self.tasks), "local": self.models.get("local").describe(), "frontier": frontier,
+                "state": self.state_health(),
                 "models": {n: e.kind for n, e in sorted(self.models.entries.items())},
                 "router": str(self.config.router.artifact) if self.router is not None else None,
                 "router_models": self.router.served if self.many_models else None,
@@ -132,6 +137,20 @@ class Service:
                                        budget=Spend(caller, self.models.is_local),
                                        deadline_s=self.config.limits.deadline_s)
 
+    def state_health(self) -> dict[str, Any]:
+        """Where rate limits, budgets and decisions are kept, and whether the shared stores answer."""
+        if self.state is None:
+            health = {"rate_limits": "local", "budgets": "local",
+                      "decisions": "file" if self.decision_log is not None else "none"}
+        else:
+            health = self.state.health()
+        self.metrics.watch_state(health)
+        return health
+
+    @property
+    def degraded(self) -> bool:
+        return self.state is not None and self.state.degraded
+
     def record(self, endpoint: str, task: str | None, outcomes: Sequence[RoutedOutcome], total_s: float) -> None:
         """Metrics and the decision log for finished (or only routed, or cut off) inputs."""
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
@@ -141,14 +160,36 @@ class Service:
                 log.warning(warning)
             if o.ok is False:
                 self.metrics.errors.labels(endpoint, o.error_type()).inc()
-        if self.decision_log is not None:
-            self.decision_log.write_many([o.record(endpoint, task, now, self.expected_share, total_s)
-                                          for o in outcomes])
+        shared = self.state is not None and self.state.db is not None
+        if self.decision_log is not None or shared:
+            records = [o.record(endpoint, task, now, self.expected_share, total_s) for o in outcomes]
+            if self.decision_log is not None:
+                self.decision_log.write_many(records)
+            if shared:
+                self.state.write_decisions([self.renderer.render(r) for r in records])
 
     def close(self) -> None:
         if self.decision_log is not None:
             self.decision_log.close()
+        if self.state is not None:
+            self.state.close()
         self.models.close()
+
+
+def shared_state(config: ServiceConfig) -> Any:
+    """The replicas' shared state where `[state]` names a store (its errors of configuration raise here), else
+    None: everything in process."""
+    if not config.state.resolved().shared:
+        return None
+    from openfirst.state.shared import SharedState
+
+    state = SharedState(config.state)
+    try:
+        state.start()
+    except BaseException:
+        state.close()
+        raise
+    return state
 
 
 def caller_policy(caller: Caller | None) -> CallerPolicy:

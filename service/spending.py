@@ -19,6 +19,13 @@ class FrontierBudgetExceeded(OpenFirstError):
     retryable = True
 
 
+class BudgetStoreUnavailable(OpenFirstError):
+    """The shared budget store cannot be reached, and the key's policy is to refuse rather than stay local (HTTP
+    503): no frontier spend without a reservation."""
+
+    retryable = True
+
+
 class Ledger:
     """A key's frontier spend per UTC day: `reserve` the worst case before a call, `settle` with the real cost."""
 
@@ -77,13 +84,20 @@ class Spend:
         if not self.counted or self.is_local(route.target):
             return route
         worst = worst_case_usd()
-        if self.caller.ledger.reserve(worst):
+        reserved = self.caller.ledger.reserve(worst)  # None: the shared budget store cannot say (fail closed)
+        if reserved:
             self.reserved[i] = self.reserved.get(i, 0.0) + worst
             return route
-        if self.caller.settings.over_budget == "reject":
+        reject = self.caller.settings.over_budget == "reject"
+        if reserved is None and reject:
+            raise BudgetStoreUnavailable(f"key {self.caller.name!r}: the budget store is unreachable, so no frontier "
+                                         "spend can be reserved", hint="retry shortly")
+        if reject:
             raise FrontierBudgetExceeded(f"key {self.caller.name!r} has spent its frontier budget for today",
                                          hint="retry tomorrow (UTC) or ask for a larger budget")
-        return route.moved("local", "budget", f"key {self.caller.name!r} is over its frontier budget")
+        why = ("the budget store is unreachable: no frontier spend" if reserved is None else
+               f"key {self.caller.name!r} is over its frontier budget")
+        return route.moved("local", "budget", why)
 
     def settle(self, i: int, cost_usd: float | None) -> None:
         """Book input i's frontier cost (None: unknown, e.g. cut off: the reservation is booked)."""

@@ -65,6 +65,51 @@ def tiny_backend(tiny_model_dir):
     return TransformersBackend.load(str(tiny_model_dir), device="cpu")
 
 
+# real Redis and PostgreSQL servers on loopback, one each per test session (worker): shared state of replicas
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    from openfirst.state.servers import RedisServer
+
+    if not RedisServer.available():
+        pytest.fail("redis-server is not installed (bash .ci/setup installs it)")
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    from openfirst.state.servers import PostgresServer
+
+    if not PostgresServer.available():
+        pytest.fail("PostgreSQL is not installed (bash .ci/setup installs it)")
+    server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def database_url(postgres_server) -> str:
+    """The session's PostgreSQL database, without openfirst's tables (each test starts from an empty schema)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres_server.url)
+    with engine.begin() as conn:
+        for table in ("openfirst_decisions", "openfirst_spend", "openfirst_schema"):
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    engine.dispose()
+    return postgres_server.url
+
+
 # fixtures that load a model or start a server: a test that uses one is slow, whatever its own markers say, so
 # the fast suite (-m "not slow") never loads a model
 MODEL_FIXTURES = {"tiny_model_dir", "tiny_backend", "trained_router", "router_dir", "llama", "tuned_dir"}
