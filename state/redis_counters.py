@@ -98,6 +98,10 @@ class RedisCounters:
         except self.errors as exc:  # unreachable: start degraded, fail closed until Redis answers
             self.breaker.fail(f"{type(exc).__name__}: {exc}")
 
+    def probe(self) -> None:
+        """Ask Redis whether it is back (StoreDown: not yet, or not tried again so soon)."""
+        self.breaker.call(self.client.ping, self.errors)
+
     def take(self, key: str, rate_per_minute: int) -> float:
         """0 if a request may go now, else the seconds until one may (StoreDown: Redis cannot say)."""
         interval = 60_000_000 / rate_per_minute

@@ -139,6 +139,11 @@ class SharedState:
                                "budgets": "redis" if self.counters else "local",
                                "decisions": "database" if self.db else "file"}
         if self.counters is not None:
+            if not self.redis_breaker.up:
+                try:
+                    self.counters.probe()  # down until a call says otherwise: ask, so health does not lag
+                except StoreDown:
+                    pass
             out["redis"] = {**self.redis_breaker.state(), "pending_settlements": self.counters.pending}
         if self.db is not None:
             out["database"] = {**self.db_breaker.state(), "spooled_bytes": self.spool.backlog()}

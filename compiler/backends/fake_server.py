@@ -45,6 +45,11 @@ def stream_chunks(content: str, model: str = "fake-model") -> list[dict]:
     return chunks
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 512  # a deep listen backlog: load tests open hundreds of connections at once
+    daemon_threads = True
+
+
 class ScriptedServer:
     def __init__(self, replies: list[Reply] | None = None, responder: Callable[[Any], Reply] | None = None):
         """`responder(request body) -> Reply`, when given, answers instead of the script."""
@@ -104,8 +109,7 @@ class ScriptedServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                     pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         # a short poll: `shutdown` waits for the loop to notice, up to poll_interval (0.5 s by default)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 

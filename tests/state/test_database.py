@@ -52,6 +52,7 @@ def test_a_row_is_written_once_however_often_it_is_sent(database_url):
     db.close()
 
 
+@pytest.mark.slow  # kills and restarts a server of its own
 def test_decisions_wait_on_disk_through_an_outage_and_arrive_exactly_once(tmp_path):
     from openfirst.state.servers import PostgresServer
 

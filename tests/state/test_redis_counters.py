@@ -53,6 +53,7 @@ def test_a_missing_day_is_seeded_from_durable_spend(redis_url):
         counters(redis_url, durable=unknown).reserve("other", DAY, 0.01, 1.0)
 
 
+@pytest.mark.slow  # kills and restarts a server of its own
 def test_redis_down_fails_fast_and_settlements_wait_for_it(redis_server, tmp_path):
     from openfirst.state.servers import RedisServer
 

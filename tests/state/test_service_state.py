@@ -79,6 +79,7 @@ def test_decisions_of_every_replica_reach_the_database_under_the_logs_privacy_ru
     assert '"labeled": 2' in capsys.readouterr().out
 
 
+@pytest.mark.slow  # kills and restarts a server of its own
 def test_redis_down_stops_frontier_spend_and_falls_back_to_local_limits(tmp_path, database_url):
     from openfirst.state.servers import RedisServer
 
