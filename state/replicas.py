@@ -14,6 +14,7 @@ from typing import Any
 
 from openfirst.compiler.backends.fake_server import Reply, ScriptedServer, completion
 from openfirst.compiler.backends.llamacpp_server import free_port
+from openfirst.core.process import stop_process
 
 TICKET = {"category": "billing", "priority": 2, "summary": "Refund the double charge."}
 # the frontier stand-in's prices (USD per million tokens, GPT-4o-like): a call of about 200 prompt tokens costs
@@ -106,10 +107,7 @@ class Replicas:
             if proc.poll() is None:
                 proc.terminate()
         for proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, 20)
 
 
 def replica_sections(task: str, local: ScriptedServer, frontier: ScriptedServer, state: dict[str, Any],

@@ -1,6 +1,7 @@
 """Real Redis and PostgreSQL servers on loopback, started from the distribution's binaries (`.ci/setup` installs
 them) in a folder of their own, for the replica tests and benchmarks: start, kill (SIGKILL, as a crash), restart
-on the same port and data. Not for production."""
+on the same port and data. PostgreSQL runs with fsync off (a killed server keeps every commit in the OS's cache;
+a machine crash would not). Not for production."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 from openfirst.compiler.backends.llamacpp_server import free_port
+from openfirst.core.process import stop_process
 
 
 def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout_s: float = 30.0) -> None:
@@ -61,12 +63,7 @@ class RedisServer:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc, 10)
 
 
 def _pg_bin(name: str) -> str:
@@ -161,11 +158,6 @@ class PostgresServer:
                 time.sleep(0.05)
 
     def stop(self, remove: bool = True) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # fast shutdown
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc, 20, signal.SIGINT)  # SIGINT: PostgreSQL's fast shutdown
         if remove and os.geteuid() == 0:
             shutil.rmtree(self.folder, ignore_errors=True)

@@ -66,26 +66,26 @@ def tiny_backend(tiny_model_dir):
 
 
 # real Redis and PostgreSQL servers on loopback, one each per test session (worker): shared state of replicas
+def _server(kind, tmp_path_factory):
+    if not kind.available():
+        pytest.fail(f"{kind.__name__} cannot start here: bash .ci/setup installs redis-server and PostgreSQL")
+    server = kind(tmp_path_factory.mktemp(kind.__name__.lower())).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     from openfirst.state.servers import RedisServer
 
-    if not RedisServer.available():
-        pytest.fail("redis-server is not installed (bash .ci/setup installs it)")
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
+    yield from _server(RedisServer, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory):
     from openfirst.state.servers import PostgresServer
 
-    if not PostgresServer.available():
-        pytest.fail("PostgreSQL is not installed (bash .ci/setup installs it)")
-    server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
-    yield server
-    server.stop()
+    yield from _server(PostgresServer, tmp_path_factory)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from openfirst.compiler.errors import BackendError
+from openfirst.core.process import stop_process
 
 
 def free_port() -> int:
@@ -76,13 +77,7 @@ class ServerProcess:
         raise BackendError(f"{self.what} {problem}" + (f" (log: {self.log_path})" if self.log_path else ""))
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 30)
         self.proc = None
         if self._log is not None:
             self._log.close()
