@@ -20,7 +20,9 @@ def is_multi_request(logs: list[str]) -> bool:
     return any(x in PUBLIC_MULTI or (Path(x).is_file() and is_multi_model(x)) for x in logs)
 
 
-def load_multi(args: argparse.Namespace) -> MultiOutcomeLog:
+def load_multi(args: argparse.Namespace, complete: bool = True) -> MultiOutcomeLog:
+    """The many-model log; only the records every model ran where `complete` (evaluation), else every record
+    (training: it learns from partial records and measures itself on the complete ones)."""
     from openfirst.core.errors import ConfigError
     from openfirst.router.public_data import load_llmrouter_all
 
@@ -29,17 +31,26 @@ def load_multi(args: argparse.Namespace) -> MultiOutcomeLog:
     item = args.logs[0]
     log = load_llmrouter_all(args.data_dir) if item in PUBLIC_MULTI else read_multi_log(
         item, skip_bad_lines=args.skip_bad_lines)
-    complete = log.complete()
-    if len(complete) < len(log):
-        print(f"openfirst: {len(log) - len(complete)} records lack a model's score; evaluating the "
-              f"{len(complete)} that every model ran", file=sys.stderr)
-    return complete
+    full = log.complete()
+    if len(full) < len(log):
+        what = (f"evaluating the {len(full)} that every model ran" if complete else
+                f"training on all {len(log)}, measuring on the {len(full)} that every model ran")
+        print(f"openfirst: {len(log) - len(full)} records lack a model's score; {what}", file=sys.stderr)
+    return full if complete else log
 
 
 def multi_data(log: MultiOutcomeLog, embedder: Any) -> Any:
+    """Embedded records; a missing cost is its model's mean known cost (a model with no cost at all is an error
+    naming it)."""
     from openfirst.router.multi_router import MultiData
 
-    return MultiData(embedder.encode(log.queries), log.queries, log.scores, log.costs_or({}), log.fold_groups(),
+    costs = log.costs.copy()
+    with np.errstate(all="ignore"):
+        means = np.nanmean(costs, axis=0)
+    missing = np.isnan(costs) & ~np.isnan(means)
+    costs[missing] = np.broadcast_to(means, costs.shape)[missing]
+    filled = MultiOutcomeLog(log.queries, log.ids, log.groups, log.models, log.scores, costs, log.source)
+    return MultiData(embedder.encode(log.queries), log.queries, log.scores, filled.costs_or({}), log.fold_groups(),
                      log.models)
 
 
@@ -56,7 +67,7 @@ def cmd_train_multi(args: argparse.Namespace) -> int:
         from openfirst.core.errors import ConfigError
 
         raise ConfigError("a many-model router takes --budget USD or --target-quality X, not a frontier share")
-    log = load_multi(args)
+    log = load_multi(args, complete=False)
     embedder = make_embedder(args)
     data = multi_data(log, embedder)
     spec = EmbedderSpec(embedder.model_id, int(data.embeddings.shape[1]))

@@ -44,6 +44,16 @@ class MultiData:
         return MultiData(self.embeddings[idx], [self.texts[i] for i in idx], self.scores[idx], self.costs[idx],
                          self.groups[idx], self.models, self.stats[idx])
 
+    @property
+    def complete(self) -> np.ndarray:
+        """Rows every model has a score for (NaN: the model did not run it): what evaluation can use; training
+        uses every row."""
+        return ~np.isnan(self.scores).any(axis=1)
+
+    def mean_cost(self) -> np.ndarray:
+        """Each model's mean known cost per query."""
+        return np.nanmean(self.costs, axis=0)
+
 
 def grouped_folds(data: MultiData, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import GroupKFold
@@ -63,7 +73,9 @@ def features(config: dict[str, Any], embeddings: np.ndarray, texts: Sequence[str
 
 def fit_model(config: dict[str, Any], data: MultiData, seed: int) -> dict[str, np.ndarray]:
     """The fitted arrays of a multi-output model of every model's success (score >= 0.5): `knn` (neighbours'
-    mean scores), `mlp` (one hidden ReLU layer, a sigmoid output per model) or `blend` (their weighted mean)."""
+    mean scores), `mlp` (one hidden ReLU layer, a sigmoid output per model) or `blend` (their weighted mean). A
+    score a model does not have (NaN: it did not run that query) is left out of the kNN's means and, for the MLP,
+    filled with its nearest known neighbours' mean."""
     X = features(config, data.embeddings, data.texts, data.stats)
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale[scale < 1e-12] = 1.0
@@ -72,16 +84,24 @@ def fit_model(config: dict[str, Any], data: MultiData, seed: int) -> dict[str, n
     Z = (X - mean) / scale
     state: dict[str, np.ndarray] = {"mean": mean, "scale": scale}
     p = config["params"]
+    known = ~np.isnan(data.scores)
+    if not known.any(axis=0).all():
+        from openfirst.core.errors import ConfigError
+
+        raise ConfigError(f"no record scores model(s) {[m for m, k in zip(data.models, known.any(axis=0)) if not k]}")
+    scores = np.where(known, data.scores, 0.0)
     if config["family"] in ("knn", "blend"):
         norms = np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
-        state.update({"points": (Z / norms).astype(np.float32), "scores": data.scores.astype(np.float32),
-                      "k": np.array([min(int(p["k"]), len(Z))]), "prior": data.scores.mean(axis=0)})
+        state.update({"points": (Z / norms).astype(np.float32), "scores": scores.astype(np.float32),
+                      "k": np.array([min(int(p["k"]), len(Z))]), "prior": np.nanmean(data.scores, axis=0)})
+        if not known.all():
+            state["known"] = known.astype(np.float32)
     if config["family"] in ("mlp", "blend"):
         import warnings
 
         from sklearn.neural_network import MLPClassifier
 
-        y = (data.scores >= 0.5).astype(int)
+        y = (_impute(Z, data.scores, known) >= 0.5).astype(int)
         y[:, y.min(axis=0) == y.max(axis=0)] = 0  # a model always right or always wrong: constant after all
         model = MLPClassifier(hidden_layer_sizes=(int(p["hidden"]),), alpha=float(p["alpha"]), max_iter=200,
                               early_stopping=True, random_state=seed)
@@ -113,8 +133,28 @@ def _knn(state: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:
     sims = (state["points"] @ (Z / norms).astype(np.float32).T).T
     k = int(state["k"][0])
     idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    # Bayesian smoothing toward each model's rate keeps probabilities off 0 and 1
-    return (state["scores"][idx].sum(axis=1) + state["prior"]) / (k + 1.0)
+    # Bayesian smoothing toward each model's rate keeps probabilities off 0 and 1; neighbours a model did not run
+    # count for nothing (`known`, absent where every record had every score)
+    known = state["known"][idx].sum(axis=1) if "known" in state else float(k)
+    return (state["scores"][idx].sum(axis=1) + state["prior"]) / (known + 1.0)
+
+
+def _impute(Z: np.ndarray, scores: np.ndarray, known: np.ndarray, k: int = 10) -> np.ndarray:
+    """Scores with each missing one filled by the mean of its model's known scores among the record's nearest
+    records (cosine), or the model's mean where none is near."""
+    if known.all():
+        return scores
+    out = scores.copy()
+    unit = Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+    for j in range(scores.shape[1]):
+        have, lack = np.flatnonzero(known[:, j]), np.flatnonzero(~known[:, j])
+        if not len(lack):
+            continue
+        kk = min(k, len(have))
+        sims = unit[lack] @ unit[have].T
+        near = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        out[lack, j] = scores[have, j][near].mean(axis=1)
+    return out
 
 
 def _mlp(state: dict[str, np.ndarray], Z: np.ndarray) -> np.ndarray:
@@ -131,7 +171,7 @@ def predict(config: dict[str, Any], state: dict[str, np.ndarray], embeddings: np
 
 def check_state(family: str, state: dict[str, np.ndarray], models: int) -> None:
     """Refuse missing, non-finite or misshapen arrays (a damaged artifact)."""
-    need = {"knn": ("points", "scores", "k", "prior"), "mlp": ("w0", "b0", "w1", "b1")}
+    need = {"knn": ("points", "scores", "k", "prior"), "mlp": ("w0", "b0", "w1", "b1")}  # "known": optional
     names = ("mean", "scale", *need.get(family, ()), *(need["knn"] + need["mlp"] + ("weight",)
                                                         if family == "blend" else ()))
     if family not in ("knn", "mlp", "blend"):
@@ -145,6 +185,7 @@ def check_state(family: str, state: dict[str, np.ndarray], models: int) -> None:
 
 
 def cost_range(data: MultiData) -> tuple[float, float]:
+    data = data.take(np.flatnonzero(data.complete))
     singles = single_points(data.scores, data.costs, data.models).values()
     return min(p.cost for p in singles), max(p.cost for p in singles)
 
@@ -182,10 +223,12 @@ def tune(data: MultiData, trials: int, inner_folds: int, seed: int, timeout_s: f
         config = suggest(trial)
         values = []
         for tr, te in splits:
-            train, test = data.take(tr), data.take(te)
-            p = predict(config, fit_model(config, train, seed), test.embeddings, test.texts, test.stats)
-            values.append(fold_aiq(p, test, train.costs.mean(axis=0), c_range))
-        return float(np.mean(values))
+            te = te[data.complete[te]]  # trained on every record, scored on those every model ran
+            if len(te):
+                train, test = data.take(tr), data.take(te)
+                p = predict(config, fit_model(config, train, seed), test.embeddings, test.texts, test.stats)
+                values.append(fold_aiq(p, test, train.mean_cost(), c_range))
+        return float(np.mean(values)) if values else float("-inf")
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=trials, timeout=timeout_s)
@@ -348,15 +391,25 @@ def lambda_for_target(p: np.ndarray, expected_cost: np.ndarray, scores: np.ndarr
 def train_multi(data: MultiData, trials: int, inner_folds: int, outer_folds: int, seed: int, kind: str,
                 value: float, embedder: dict[str, Any]) -> tuple[MultiModelRouter, dict[str, Any]]:
     """Search the head on all records, set lambda for the target on grouped out-of-fold predictions of the chosen
-    head, and fit it on everything."""
+    head, and fit it on everything. Records missing a model's score (live logs: only the answering model's
+    outcome) are trained on; the search and the operating point are measured on the records every model ran."""
+    from openfirst.core.errors import ConfigError
+
+    complete = data.complete
+    if complete.sum() < 2 * max(outer_folds, inner_folds):
+        raise ConfigError(f"{int(complete.sum())} records have every model's score; at least "
+                          f"{2 * max(outer_folds, inner_folds)} are needed to measure the router and set its "
+                          "operating point", hint="label a sample of queries on every model (replay or shadow)")
     config, inner = tune(data, trials, inner_folds, seed)
-    p_oof, exp = np.zeros(data.scores.shape), np.zeros(data.scores.shape)
+    p_oof = np.zeros(data.scores.shape)
     for tr, te in grouped_folds(data, outer_folds, seed):
         train, test = data.take(tr), data.take(te)
         p_oof[te] = predict(config, fit_model(config, train, seed), test.embeddings, test.texts, test.stats)
-        exp[te] = train.costs.mean(axis=0)
-    lam, point = lambda_for_target(p_oof, data.costs.mean(axis=0), data.scores, data.costs, kind, value)
-    router = MultiModelRouter(data.models, config, fit_model(config, data, seed), data.costs.mean(axis=0), lam,
+    mean_cost = data.mean_cost()
+    ev = data.take(np.flatnonzero(complete))
+    lam, point = lambda_for_target(p_oof[complete], mean_cost, ev.scores, ev.costs, kind, value)
+    router = MultiModelRouter(data.models, config, fit_model(config, data, seed), mean_cost, lam,
                               embedder, note=f"target {kind} {value:g}")
     return router, {"config": config, "inner_aiq": inner, "lambda": lam, "operating_point": point,
-                    "oof_aiq": fold_aiq(p_oof, data, data.costs.mean(axis=0), cost_range(data))}
+                    "oof_aiq": fold_aiq(p_oof[complete], ev, mean_cost, cost_range(data)),
+                    "records_trained": len(data.texts), "records_evaluated": int(complete.sum())}

@@ -44,3 +44,31 @@ def test_the_saved_router_predicts_what_the_fitted_one_did(tmp_path):
     assert (picks[CLUSTER == 0] == 0).mean() > 0.7 and (picks[CLUSTER == 1] == 1).mean() > 0.7  # the rest: c
     with pytest.raises(Exception):
         MultiModelRouter.load(tmp_path / "missing")
+
+
+def test_records_with_only_some_models_scored_are_learned_from_and_measured_on_the_complete_ones(tmp_path):
+    from openfirst.core.errors import ConfigError
+    from openfirst.router.multi_router import train_multi
+
+    partial = SCORES.copy()
+    rng = np.random.default_rng(5)
+    live = np.arange(N) >= 60  # a live log: only the answering model's outcome on most records
+    for i in np.flatnonzero(live):
+        keep = rng.integers(0, 3)
+        partial[i, [j for j in range(3) if j != keep]] = np.nan
+    data = MultiData(EMB, TEXTS, partial, COSTS, np.arange(N), ["a", "b", "c"])
+    router, summary = train_multi(data, trials=2, inner_folds=2, outer_folds=2, seed=0, kind="budget",
+                                  value=0.002, embedder={"model": "fake-8d"})
+    assert summary["records_trained"] == N and summary["records_evaluated"] == 60
+    again = MultiModelRouter.load(router.save(tmp_path / "partial"))
+    picks = again.decide(again.p_success(EMB, TEXTS))
+    assert (picks[CLUSTER == 0] == 0).mean() > 0.7 and (picks[CLUSTER == 1] == 1).mean() > 0.7
+    knn = {"family": "knn", "params": {"k": 15}, "features": ["embedding"]}
+    state = fit_model(knn, data, 0)
+    assert "known" in state and np.all((predict(knn, state, EMB, TEXTS) >= 0) & (predict(knn, state, EMB, TEXTS) <= 1))
+    few = MultiData(EMB, TEXTS, np.where(np.arange(N)[:, None] < 3, SCORES, partial), COSTS, np.arange(N),
+                    ["a", "b", "c"])
+    few.scores[3:60, 0] = np.nan
+    with pytest.raises(ConfigError, match="every model's score"):
+        train_multi(few, trials=1, inner_folds=2, outer_folds=2, seed=0, kind="budget", value=0.002,
+                    embedder={"model": "fake-8d"})
