@@ -301,7 +301,7 @@ def main() -> int:
             key("chaos", frontier_budget_usd_per_day=chaos_budget, rate_per_minute=1_000_000),
             {"name": "admin", "sha256": key_hash(ADMIN), "endpoints": ["health", "metrics"]}]
     state = {"redis_url": redis.url, "database_url": pg.url, "spool_dir": str(folder / "spool"),
-             "retry_after_s": 0.5, "fallback_rate_fraction": 1 / args.replicas}
+             "retry_after_s": 0.5}
     config = write_config(folder / "openfirst.toml", replica_sections(TASK, local, frontier, state), keys)
     machine = cpu_summary()
     res = {"replicas": args.replicas, "cpu": cpu_line(machine), "machine": machine,

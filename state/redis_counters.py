@@ -58,6 +58,17 @@ return 0
 """
 
 
+# KEYS[1]: the live replicas (a sorted set by last beat); ARGV: this replica, ttl (ms). Returns how many beat within
+HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
 def nano(usd: float) -> int:
     return int(round(usd * NANO))
 
@@ -82,6 +93,7 @@ class RedisCounters:
         self.breaker, self.durable_spend = breaker, durable_spend
         self._rate, self._reserve = self.client.register_script(RATE), self.client.register_script(RESERVE)
         self._settle, self._seed = self.client.register_script(SETTLE), self.client.register_script(SEED)
+        self._beat = self.client.register_script(HEARTBEAT)
         self._pending: list[tuple[str, str, int, int]] = []  # settlements Redis missed: applied when it is back
         self._lock = threading.Lock()
 
@@ -101,6 +113,11 @@ class RedisCounters:
     def probe(self) -> None:
         """Ask Redis whether it is back (StoreDown: not yet, or not tried again so soon)."""
         self.breaker.call(self.client.ping, self.errors)
+
+    def heartbeat(self, replica: str, ttl_s: float) -> int:
+        """Say this replica is alive; how many replicas said so within `ttl_s` (StoreDown: Redis cannot say)."""
+        return int(self.breaker.call(lambda: self._beat(keys=[f"{PREFIX}:replicas"], args=[replica, int(ttl_s * 1000)]),
+                                     self.errors))
 
     def take(self, key: str, rate_per_minute: int) -> float:
         """0 if a request may go now, else the seconds until one may (StoreDown: Redis cannot say)."""

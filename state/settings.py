@@ -20,8 +20,9 @@ class StateSettings(BaseModel):
     timeout_s: float = Field(0.25, gt=0.0, le=30.0, description="a store slower than this is down for the request")
     retry_after_s: float = Field(1.0, gt=0.0, le=300.0, description="a store found down is not tried again for "
                                  "this long (requests meanwhile take the fail-closed path at once)")
-    fallback_rate_fraction: float = Field(0.25, gt=0.0, le=1.0, description="with Redis down, each replica "
-                                          "grants this share of a key's rate limit (1 / replicas keeps the total)")
+    fallback_rate_fraction: float | None = Field(None, gt=0.0, le=1.0, description="with Redis down, each "
+                                                 "replica grants this share of a key's rate limit; None: 1 / the "
+                                                 "replicas alive when Redis last counted them (1/4 before any count)")
     spool_dir: Path | None = Field(None, description="where decisions and spend wait on local disk for the "
                                    "database (default: the user's cache folder)")
     flush_interval_s: float = Field(0.2, gt=0.0, le=60.0, description="how often the spool is written to the "

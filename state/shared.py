@@ -2,9 +2,10 @@
 of its in-process ones: a rate limiter and a budget ledger backed by Redis, and a decision sink backed by the
 database through the local spool. Each fails closed:
 
-- Redis down or slow: a rate limit falls back to a conservative local one (`fallback_rate_fraction` of the key's
-  rate per replica); a frontier reservation is refused as unknown (`reserve` returns None: the request stays local,
-  `decided_by: budget`, or a 503 for keys that must not fall back); settlements wait in memory for Redis.
+- Redis down or slow: a rate limit falls back to a conservative local one (1 / the replicas Redis last counted
+  alive, or `fallback_rate_fraction`, of the key's rate per replica); a frontier reservation is refused as
+  unknown (`reserve` returns None: the request stays local, `decided_by: budget`, or a 503 for keys that must not
+  fall back); settlements wait in memory for Redis.
 - The database down: decisions and spend wait in the spool on local disk and are written when it is back, each
   exactly once; a day that Redis must seed from the database is refused until the database answers.
 """
@@ -25,6 +26,10 @@ from openfirst.state.breaker import Breaker, StoreDown
 from openfirst.state.settings import StateSettings
 
 log = logging.getLogger("openfirst.state")
+
+
+HEARTBEAT_S, HEARTBEAT_TTL_S = 2.0, 10.0  # a replica counts as alive for 10 s after its last beat
+DEFAULT_REPLICAS = 4  # the fallback's divisor before Redis has counted the replicas once
 
 
 def utc_day() -> str:
@@ -53,21 +58,43 @@ class SharedState:
                                           self.durable_spend if self.db is not None else None)
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._beater: threading.Thread | None = None
+        self.live_replicas: int | None = None  # as Redis last counted them (heartbeats)
 
     def start(self) -> None:
         """Check the stores (configuration errors raise; unreachable ones start down) and start the flusher."""
         if self.counters is not None:
             self.counters.check()
+            self._beat()
+            self._beater = threading.Thread(target=self._beat_loop, name="openfirst-heartbeat", daemon=True)
+            self._beater.start()
         if self.db is not None:
             self.db.check()
             self._flusher = threading.Thread(target=self._flush_loop, name="openfirst-spool", daemon=True)
             self._flusher.start()
 
+    # -- replicas alive --------------------------------------------------------------------------
+    def _beat(self) -> None:
+        try:
+            self.live_replicas = self.counters.heartbeat(self.replica, HEARTBEAT_TTL_S)
+        except StoreDown:
+            pass  # keep the last count: the fallback rate limits need it while Redis is down
+
+    def _beat_loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            self._beat()
+
+    def fallback_fraction(self) -> float:
+        """The share of a key's rate limit one replica grants while Redis is down."""
+        if self.settings.fallback_rate_fraction is not None:
+            return self.settings.fallback_rate_fraction
+        return 1.0 / (self.live_replicas or DEFAULT_REPLICAS)
+
     # -- per key ---------------------------------------------------------------------------------
     def limiter(self, name: str, rate_per_minute: int, local: Any) -> Any:
         if self.counters is None:
             return local
-        return SharedRateLimiter(name, rate_per_minute, self.counters, self.settings.fallback_rate_fraction)
+        return SharedRateLimiter(name, rate_per_minute, self.counters, self.fallback_fraction)
 
     def ledger(self, name: str, budget: float | None, local: Any) -> Any:
         if self.counters is None and self.db is None:
@@ -135,7 +162,8 @@ class SharedState:
                                                                               not self.db_breaker.up)
 
     def health(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"replica": self.replica, "rate_limits": "redis" if self.counters else "local",
+        out: dict[str, Any] = {"replica": self.replica, "live_replicas": self.live_replicas,
+                               "rate_limits": "redis" if self.counters else "local",
                                "budgets": "redis" if self.counters else "local",
                                "decisions": "database" if self.db else "file"}
         if self.counters is not None:
@@ -151,6 +179,8 @@ class SharedState:
 
     def close(self) -> None:
         self._stop.set()
+        if self._beater is not None:
+            self._beater.join(timeout=5)
         if self._flusher is not None:
             self._flusher.join(timeout=5)
             try:
@@ -165,18 +195,23 @@ class SharedState:
 
 
 class SharedRateLimiter:
-    """A key's rate limit in Redis; with Redis down, a local bucket of `fraction` of the rate."""
+    """A key's rate limit in Redis; with Redis down, a local bucket of `fraction()` of the rate (sized when Redis
+    goes down, from the replicas alive then)."""
 
-    def __init__(self, name: str, rate_per_minute: int, counters: Any, fraction: float):
-        from openfirst.service.auth import RateLimiter
-
-        self.name, self.rate, self.counters = name, rate_per_minute, counters
-        self.fallback = RateLimiter(max(1, int(rate_per_minute * fraction)))
+    def __init__(self, name: str, rate_per_minute: int, counters: Any, fraction: Callable[[], float]):
+        self.name, self.rate, self.counters, self.fraction = name, rate_per_minute, counters, fraction
+        self.fallback: Any = None
 
     def take(self) -> float:
         try:
-            return self.counters.take(self.name, self.rate)
+            wait = self.counters.take(self.name, self.rate)
+            self.fallback = None
+            return wait
         except StoreDown:
+            if self.fallback is None:
+                from openfirst.service.auth import RateLimiter
+
+                self.fallback = RateLimiter(max(1, int(self.rate * self.fraction())))
             return self.fallback.take()
 
 

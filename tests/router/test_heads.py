@@ -1,14 +1,9 @@
-import json
 
 import numpy as np
 import pytest
 
-from openfirst.router.api import Router
-from openfirst.router.artifact import ARRAYS_FILE, CONFIG_FILE
 from openfirst.core.errors import NotFittedError
-from openfirst.router.errors import ArtifactError
 from openfirst.router.heads import Head
-from openfirst.router.scorer import EnsembleScorer, RoutingScorer
 
 from tests.helpers import E, YL
 

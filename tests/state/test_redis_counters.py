@@ -43,6 +43,13 @@ def test_the_rate_limit_is_one_bucket_for_every_replica(redis_url):
     assert a.take("other", 60) == 0.0  # per key
 
 
+def test_replicas_are_counted_by_their_heartbeats(redis_url):
+    a, b = counters(redis_url), counters(redis_url)
+    assert a.heartbeat("r1", 0.3) == 1 and b.heartbeat("r2", 0.3) == 2 and a.heartbeat("r1", 0.3) == 2
+    time.sleep(0.4)
+    assert b.heartbeat("r2", 0.3) == 1  # r1 stopped beating: no longer counted
+
+
 def test_a_missing_day_is_seeded_from_durable_spend(redis_url):
     c = counters(redis_url, durable=lambda key, day: 0.95)
     assert not c.reserve("team", DAY, 0.1, 1.0) and c.reserve("team", DAY, 0.05, 1.0)
