@@ -60,23 +60,15 @@ class ManyModelRouter:
         if cost_source == "prices" and (unpriced := [m for m in self.columns if models.get(m).price is None]):
             raise ConfigError(f"[router] cost_source = \"prices\" but models {unpriced} have no price",
                               hint="set price = { input_per_mtok = ..., output_per_mtok = ... } on each")
-        self._embedder = getattr(router, "embedder", None)
 
     @property
     def served(self) -> list[str]:
         return list(self.columns)
 
-    def embedder(self) -> Any:
-        if self._embedder is None:
-            from openfirst.router.embeddings import EmbedderSpec
-
-            self._embedder = EmbedderSpec.from_config(self.router.embedder_config).embedder(show_progress=False)
-        return self._embedder
-
     def route_many(self, texts: Sequence[str]) -> list[Predictions]:
         """Every served model's P(success) and expected cost, per text (one embedding call)."""
         texts = list(texts)
-        p = self.router.p_success(self.embedder().encode(texts), texts)
+        p = self.router.p_success(self.router.get_embedder().encode(texts), texts)
         out = []
         for i, text in enumerate(texts):
             cost = {m: self._cost(m, j, text) for m, j in self.columns.items()}

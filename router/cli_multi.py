@@ -44,14 +44,10 @@ def multi_data(log: MultiOutcomeLog, embedder: Any) -> Any:
     naming it)."""
     from openfirst.router.multi_router import MultiData
 
-    costs = log.costs.copy()
     with np.errstate(all="ignore"):
-        means = np.nanmean(costs, axis=0)
-    missing = np.isnan(costs) & ~np.isnan(means)
-    costs[missing] = np.broadcast_to(means, costs.shape)[missing]
-    filled = MultiOutcomeLog(log.queries, log.ids, log.groups, log.models, log.scores, costs, log.source)
-    return MultiData(embedder.encode(log.queries), log.queries, log.scores, filled.costs_or({}), log.fold_groups(),
-                     log.models)
+        means = np.nanmean(log.costs, axis=0)
+    costs = log.costs_or({m: float(c) for m, c in zip(log.models, means) if not np.isnan(c)})
+    return MultiData(embedder.encode(log.queries), log.queries, log.scores, costs, log.fold_groups(), log.models)
 
 
 def cmd_train_multi(args: argparse.Namespace) -> int:

@@ -313,14 +313,18 @@ class MultiModelRouter:
     def decide(self, p: np.ndarray, lam: float | None = None) -> np.ndarray:
         return choose(p, np.broadcast_to(self.expected_cost, p.shape), self.lam if lam is None else lam)
 
+    def get_embedder(self) -> Any:
+        """The embedder it was trained with, loaded on first use and kept."""
+        if self.embedder is None:
+            from openfirst.router.embeddings import EmbedderSpec
+
+            self.embedder = EmbedderSpec.from_config(self.embedder_config).embedder(show_progress=False)
+        return self.embedder
+
     def route_many(self, texts: Sequence[str], embedder: Any = None) -> list[dict[str, Any]]:
         """Per query: the chosen model, every model's P(success) and expected cost, and why."""
-        from openfirst.router.embeddings import EmbedderSpec
-
         texts = list(texts)
-        embedder = (embedder or self.embedder
-                    or EmbedderSpec.from_config(self.embedder_config).embedder(show_progress=False))
-        p = self.p_success(embedder.encode(texts), texts)
+        p = self.p_success((embedder or self.get_embedder()).encode(texts), texts)
         picks = self.decide(p)
         out = []
         for i, j in enumerate(picks):

@@ -76,11 +76,12 @@ class DecisionLog(DecisionRenderer):
         self._fh: Any = None  # opened on the first write
         self._lock = threading.Lock()
 
-    def _line(self, rec: dict[str, Any]) -> str:
-        return json.dumps(self.render(rec), ensure_ascii=False) + "\n"
-
     def write_many(self, records: Iterable[dict[str, Any]]) -> None:
-        data = "".join(self._line(rec) for rec in records)
+        self.write_rendered([self.render(rec) for rec in records])
+
+    def write_rendered(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Append records `render` has made already (the service renders once for the file and the database)."""
+        data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         with self._lock:
             if self._fh is not None and self._fh.tell() + len(data) > self.max_bytes:
                 self._rotate()

@@ -44,9 +44,10 @@ class Service:
         self.state = shared_state(config)
         self.auth = Authenticator(config.auth, self.state)
         self.decision_log = decision_log
-        lg = config.log
-        self.renderer = DecisionRenderer(lg.store_text, max_query_chars=lg.max_query_chars,
-                                         hash_key=lg.hash_key.get_secret_value() if lg.hash_key else None)
+        lg = config.log  # the file log renders as the log settings say; without one, a renderer of its own
+        self.renderer = decision_log or DecisionRenderer(lg.store_text, max_query_chars=lg.max_query_chars,
+                                                         hash_key=lg.hash_key.get_secret_value() if lg.hash_key
+                                                         else None)
         threshold, calibration = operating_point(config, router)
         self.expected_share = expected_share(config, router)
         self.metrics.watch_drift(self.expected_share, config.router.drift_tolerance)
@@ -162,11 +163,12 @@ class Service:
                 self.metrics.errors.labels(endpoint, o.error_type()).inc()
         shared = self.state is not None and self.state.db is not None
         if self.decision_log is not None or shared:
-            records = [o.record(endpoint, task, now, self.expected_share, total_s) for o in outcomes]
+            rows = [self.renderer.render(o.record(endpoint, task, now, self.expected_share, total_s))
+                    for o in outcomes]
             if self.decision_log is not None:
-                self.decision_log.write_many(records)
+                self.decision_log.write_rendered(rows)
             if shared:
-                self.state.write_decisions([self.renderer.render(r) for r in records])
+                self.state.write_decisions(rows)
 
     def close(self) -> None:
         if self.decision_log is not None:

@@ -18,8 +18,8 @@ class StoreDown(Exception):
 
 
 class Breaker:
-    def __init__(self, name: str, retry_after_s: float, on_change: Callable[[str, bool], None] | None = None):
-        self.name, self.retry_after_s, self.on_change = name, retry_after_s, on_change
+    def __init__(self, name: str, retry_after_s: float):
+        self.name, self.retry_after_s = name, retry_after_s
         self.up = True
         self.error: str | None = None
         self.since = time.time()
@@ -52,8 +52,6 @@ class Breaker:
         if changed:
             (log.info if up else log.warning)("%s is %s%s", self.name, "back" if up else "down",
                                               f": {error}" if error else "")
-            if self.on_change is not None:
-                self.on_change(self.name, up)
 
     def state(self) -> dict[str, Any]:
         return {"up": self.up, "since": round(self.since, 3), "error": self.error}

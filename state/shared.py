@@ -37,12 +37,12 @@ def utc_day() -> str:
 
 
 class SharedState:
-    def __init__(self, settings: StateSettings, on_change: Callable[[str, bool], None] | None = None):
+    def __init__(self, settings: StateSettings):
         s = settings.resolved()
         self.settings = s
         self.replica = s.replica or f"{socket.gethostname()}-{os.getpid()}"
-        self.redis_breaker = Breaker("redis", s.retry_after_s, on_change)
-        self.db_breaker = Breaker("database", s.retry_after_s, on_change)
+        self.redis_breaker = Breaker("redis", s.retry_after_s)
+        self.db_breaker = Breaker("database", s.retry_after_s)
         self.db = self.spool = self.counters = None
         if s.database_url is not None:
             from openfirst.core.paths import cache_dir
